@@ -1,0 +1,49 @@
+# Two commands for a new machine:  `make demo`  and  `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# CI and the tests use the machine's real PostgreSQL and Redis (override to point elsewhere).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/2
+CHROMIUM_PATH ?= /usr/bin/chromium
+
+.PHONY: venv system-deps test lint demo migrate clean bench
+
+$(BIN)/.installed: requirements.txt requirements-worker.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+# Debian packages the tests need: bubblewrap (the grading sandbox) and Chromium (browser tests).
+system-deps:
+	@missing=""; command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	test -x $(CHROMIUM_PATH) || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv system-deps lint
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+	CHROMIUM_PATH=$(CHROMIUM_PATH) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+migrate: venv
+	$(BIN)/python manage.py migrate --noinput
+
+demo: venv system-deps
+	bash scripts/demo.sh
+
+bench: venv system-deps
+	$(BIN)/python manage.py grading_bench
+
+clean:
+	rm -rf $(VENV) .cache db.sqlite3 staticfiles

@@ -1,0 +1,1 @@
+"""Domain verbs of code grading: validate, then act, inside transaction.atomic."""

@@ -1,0 +1,1 @@
+"""Domain verbs of the LTI side: validate, then act, inside transaction.atomic."""

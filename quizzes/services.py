@@ -1,0 +1,1 @@
+"""Domain verbs of the challenge set: validate, then act, inside transaction.atomic."""

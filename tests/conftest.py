@@ -1,0 +1,1 @@
+"""Fixtures shared by the whole suite. Per-package fixtures live in tests/<package>/conftest.py."""
