@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "lti_tool",
+    "lti_tool.gradebook",
     "quizzes",
     "grading",
 ]
