@@ -204,6 +204,16 @@ LTI_REGISTRATION_ACCESS_CODE = env("LTI_REGISTRATION_ACCESS_CODE", "")
 LTI_CLOCK_LEEWAY_S = env_int("LTI_CLOCK_LEEWAY_S", 30)
 LTI_HTTP_TIMEOUT_S = env_float("LTI_HTTP_TIMEOUT_S", 10.0)
 LTI_TOOL_TITLE = env("LTI_TOOL_TITLE", "ResNet Challenges")
+# Gradebook (AGS) delivery: exponential backoff with jitter between attempts (base doubling up to the cap); a score
+# the LMS has not accepted is retried for GRADEBOOK_RETRY_BUDGET_S (LMS outages last hours: at least a day in
+# production) and then shown to the instructor as refused. The sweeper re-enqueues a waiting score whose task was
+# enqueued GRADEBOOK_REQUEUE_AFTER_S ago and never ran (a message the broker lost).
+GRADEBOOK_BACKOFF_BASE_S = env_float("GRADEBOOK_BACKOFF_BASE_S", 10.0)
+GRADEBOOK_BACKOFF_CAP_S = env_float("GRADEBOOK_BACKOFF_CAP_S", 1800.0)
+GRADEBOOK_RETRY_BUDGET_S = env_float("GRADEBOOK_RETRY_BUDGET_S", 48 * 3600.0)
+GRADEBOOK_REQUEUE_AFTER_S = env_float("GRADEBOOK_REQUEUE_AFTER_S", 300.0)
+if PRODUCTION and GRADEBOOK_RETRY_BUDGET_S < 24 * 3600:
+    raise ImproperlyConfigured("GRADEBOOK_RETRY_BUDGET_S must be at least 86400 (one day) in production")
 
 # --- Celery -----------------------------------------------------------------------------------------------------
 # Unset: the filesystem transport (no server; works across the local processes of `make demo`).
