@@ -11,3 +11,8 @@ app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("default"), Queue("gpu"))
 app.autodiscover_tasks()
+
+# Workers serve their own Prometheus metrics when METRICS_WORKER_PORT is set (see config/metrics.py).
+from config.metrics import connect_worker_signals  # noqa: E402
+
+connect_worker_signals()

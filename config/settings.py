@@ -89,6 +89,8 @@ if DEV_LMS_ENABLED:
     INSTALLED_APPS.append("lti_tool.devlms")
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics answer here, before host checks and the HTTPS redirect (probes use pod IPs).
+    "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -252,6 +254,10 @@ GRADING_MEMORY_MB = env_int("GRADING_MEMORY_MB", 2048)
 GRADING_GPU_MEMORY_FRACTION = env_float("GRADING_GPU_MEMORY_FRACTION", 0.25)
 GRADING_OUTPUT_LIMIT_BYTES = env_int("GRADING_OUTPUT_LIMIT_BYTES", 1_048_576)
 GRADING_CODE_LIMIT_BYTES = env_int("GRADING_CODE_LIMIT_BYTES", 65_536)
+
+# --- Metrics: web processes serve /metrics; a Celery worker serves its own on this port when set (0: off) ---------
+METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0)
+METRICS_WORKER_ADDR = env("METRICS_WORKER_ADDR", "0.0.0.0")  # noqa: S104 - inside the worker's container/pod
 
 # --- Logging: structured (one JSON object a line) -----------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO")

@@ -1,0 +1,60 @@
+"""A Celery worker serves its own Prometheus metrics (gradings, gradebook deliveries) when METRICS_WORKER_PORT is set."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.worker
+def test_a_celery_worker_serves_metrics_on_its_port(tmp_path):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "METRICS_WORKER_PORT": str(port),
+        "METRICS_WORKER_ADDR": "127.0.0.1",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default", "-c", "1", "--without-heartbeat",
+         "--without-mingle", "--without-gossip", "-n", f"metrics-test-{port}@%h"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        text = None
+        for _ in range(120):  # bounded: the worker needs a few seconds to boot on a busy machine
+            if worker.poll() is not None:
+                pytest.fail(f"the worker exited: {worker.stderr.read()[-2000:]}")
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+            except requests.ConnectionError:
+                time.sleep(0.5)
+                continue
+            text = response.text
+            break
+        assert text is not None, "the worker never served /metrics"
+        assert "# TYPE gradings_total counter" in text
+        assert "# TYPE gradebook_deliveries_total counter" in text
+        assert "# TYPE grading_latency_seconds histogram" in text
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
