@@ -1,1 +1,23 @@
 """Fixtures shared by the whole suite. Per-package fixtures live in tests/<package>/conftest.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from lti_tool.devlms import jose
+
+
+@pytest.fixture
+def dev_lms(live_server, transactional_db):
+    """The development LMS as the LTI platform peer, served by the live server (see tests/lti_support.py).
+
+    Starts with its seed data (course1/course2, student1..student5, instructor1, link1 with a 100-point column,
+    link2 without one) and no tool: call `dev_lms.register_tool(style="canvas"|"moodle")` first.
+    """
+    from tests.lti_support import DevLms
+
+    jose._jwks_cache.clear()
+    lms = DevLms(live_server.url)
+    yield lms
+    lms.clear_faults()
+    jose._jwks_cache.clear()
