@@ -160,7 +160,8 @@ SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 # The tool lives inside LMS iframes: framing is governed by CSP frame-ancestors (LtiFrameMiddleware), not
 # X-Frame-Options, which cannot list several origins.
 X_FRAME_OPTIONS = "SAMEORIGIN"
-SILENCED_SYSTEM_CHECKS = ["security.W019"]
+# W002/W019 ask for X-Frame-Options: DENY, which would break every LMS iframe; CSP frame-ancestors replaces it.
+SILENCED_SYSTEM_CHECKS = ["security.W002", "security.W019"]
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SESSION_COOKIE_SAMESITE = "None" if PRODUCTION else "Lax"
