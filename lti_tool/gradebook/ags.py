@@ -1,0 +1,383 @@
+"""LTI Advantage service client: client-credentials access tokens, AGS line items and scores, paging.
+
+Built from stored registration data (never from a request-bound launch), so Celery workers can use it. Every call
+has a timeout (settings.LTI_HTTP_TIMEOUT_S). Errors come out as `ServiceError` with `retryable` set the way the
+outbox needs it: transport failures, 5xx, 429 (with its Retry-After) and rate-limit 403s are retryable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import jwt
+import requests
+from django.conf import settings
+from django.core.cache import cache
+
+from lti_tool.models import Registration
+
+SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+SCOPE_LINEITEM_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
+SCOPE_SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+SCOPE_RESULT_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
+SCOPE_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+
+CANVAS_SUBMISSION_EXTENSION = "https://canvas.instructure.com/lti/submission"
+MEDIA_SCORE = "application/vnd.ims.lis.v1.score+json"
+MEDIA_LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
+MEDIA_LINEITEM_CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+
+# Tokens are dropped from the cache this long before the platform says they expire (clock skew, slow requests).
+TOKEN_EXPIRY_MARGIN_S = 60
+ASSERTION_LIFETIME_S = 300
+MAX_PAGES = 200  # paging is bounded: a platform that loops its `next` links cannot keep a worker forever
+ERROR_BODY_CHARS = 300
+
+_local = threading.local()
+
+
+@dataclass
+class ServiceError(Exception):
+    """A failed service call. `detail` is written for an instructor; `retryable` tells the outbox what to do."""
+
+    detail: str
+    retryable: bool
+    status_code: int | None = None
+    body: str = ""
+    retry_after_s: float | None = None
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def _session() -> requests.Session:
+    # One keep-alive session per thread: requests.Session is not safe to share between threads.
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = requests.Session()
+        _local.session = session
+    return session
+
+
+def http(method: str, url: str, **kwargs: Any) -> requests.Response:
+    """One outbound HTTP call with the configured timeout; transport failures become retryable ServiceErrors."""
+    kwargs.setdefault("timeout", settings.LTI_HTTP_TIMEOUT_S)
+    kwargs.setdefault("allow_redirects", False)
+    try:
+        return _session().request(method, url, **kwargs)
+    except requests.Timeout as exc:
+        raise ServiceError(f"The LMS did not answer within {kwargs['timeout']:g} s.", retryable=True) from exc
+    except requests.ConnectionError as exc:
+        raise ServiceError("The LMS could not be reached (connection failed).", retryable=True) from exc
+    except requests.RequestException as exc:
+        raise ServiceError(f"The request to the LMS failed: {exc.__class__.__name__}.", retryable=True) from exc
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_from_response(response: requests.Response, what: str) -> ServiceError:
+    """Classify a non-2xx answer: retryable (5xx, 429, rate-limit 403) or not, with the platform's text kept."""
+    status = response.status_code
+    body = (response.text or "")[:ERROR_BODY_CHARS]
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 429 or (status == 403 and "rate limit" in body.lower()):
+        return ServiceError(
+            f"The LMS asked the tool to slow down ({status}) while {what}.",
+            retryable=True,
+            status_code=status,
+            body=body,
+            retry_after_s=retry_after,
+        )
+    if status >= 500:
+        return ServiceError(
+            f"The LMS had an error ({status}) while {what}.",
+            retryable=True,
+            status_code=status,
+            body=body,
+            retry_after_s=retry_after,
+        )
+    return ServiceError(f"The LMS refused {what} ({status}).", retryable=False, status_code=status, body=body)
+
+
+# --- Access tokens (client credentials with a signed JWT assertion) ----------------------------------------------
+
+
+def _token_cache_key(registration: Registration, scopes: tuple[str, ...]) -> str:
+    raw = "\0".join([registration.issuer, registration.client_id, " ".join(sorted(scopes))])
+    return "lti:service-token:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def client_assertion(registration: Registration) -> str:
+    """The RS256 JWT the tool authenticates with at the platform's token endpoint."""
+    from lti_tool import keys  # imported late: keys may create the first key pair (a DB write)
+
+    key = keys.signing_key()
+    now = int(time.time())
+    claims = {
+        "iss": registration.client_id,
+        "sub": registration.client_id,
+        "aud": registration.auth_audience or registration.auth_token_url,
+        "iat": now,
+        "exp": now + ASSERTION_LIFETIME_S,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, key.private_key_pem, algorithm="RS256", headers={"kid": key.kid})
+
+
+def access_token(registration: Registration, scopes: tuple[str, ...], *, refresh: bool = False) -> str:
+    """A bearer token for `scopes`, from the shared cache or fetched anew (then cached until shortly before expiry)."""
+    scopes = tuple(sorted(set(scopes)))
+    key = _token_cache_key(registration, scopes)
+    if not refresh:
+        cached = cache.get(key)
+        if cached:
+            return cached
+    response = http(
+        "POST",
+        registration.auth_token_url,
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": client_assertion(registration),
+            "scope": " ".join(scopes),
+        },
+        headers={"Accept": "application/json"},
+    )
+    if response.status_code != 200:
+        error = error_from_response(response, "the tool's request for an access token")
+        # A refused token is usually configuration (key not yet known, tool disabled): fixable, so keep retrying
+        # within the budget rather than giving up on the student's score.
+        error.retryable = True
+        raise error
+    try:
+        data = response.json()
+        token = str(data["access_token"])
+        expires_in = float(data.get("expires_in") or 3600)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServiceError("The LMS answered the token request with something unreadable.", retryable=True) from exc
+    ttl = expires_in - TOKEN_EXPIRY_MARGIN_S if expires_in > 2 * TOKEN_EXPIRY_MARGIN_S else expires_in / 2
+    if ttl >= 1:
+        cache.set(key, token, timeout=int(ttl))
+    return token
+
+
+def service_request(
+    registration: Registration, method: str, url: str, scopes: tuple[str, ...], **kwargs: Any
+) -> requests.Response:
+    """An authorised service call; a 401 refreshes the token once and repeats the call."""
+    headers = dict(kwargs.pop("headers", {}) or {})
+    for attempt in range(2):
+        token = access_token(registration, scopes, refresh=attempt > 0)
+        response = http(method, url, headers={**headers, "Authorization": f"Bearer {token}"}, **kwargs)
+        if response.status_code != 401:
+            return response
+        cache.delete(_token_cache_key(registration, tuple(sorted(set(scopes)))))
+    return response
+
+
+# --- URLs and paging --------------------------------------------------------------------------------------------
+
+
+def scores_url(lineitem_url: str) -> str:
+    """The scores endpoint of a line item: `/scores` appended to the path, before any query (Moodle's ?type_id=)."""
+    parts = urlsplit(lineitem_url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/scores", parts.query, ""))
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with extra query parameters, keeping the ones it has (and its exact case)."""
+    parts = urlsplit(url)
+    extra = urlencode(params)
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def next_link(link_header: str | None) -> str | None:
+    """The `rel="next"` URL of a Link header, exactly as written (pylti1p3 lower-cases it, breaking Moodle)."""
+    if not link_header:
+        return None
+    for part in _split_links(link_header):
+        part = part.strip()
+        if not part.startswith("<") or ">" not in part:
+            continue
+        url, _, params = part[1:].partition(">")
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "rel" and "next" in value.strip().strip('"').lower().split():
+                return url.strip()
+    return None
+
+
+def _split_links(header: str) -> list[str]:
+    # Commas separate links but may also appear inside the <URL>.
+    parts, depth, current = [], 0, []
+    for char in header:
+        if char == "<":
+            depth += 1
+        elif char == ">":
+            depth = max(0, depth - 1)
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def get_pages(
+    registration: Registration, url: str, scopes: tuple[str, ...], accept: str, what: str
+) -> list[dict[str, Any] | list[Any]]:
+    """GET `url` and every `next` page after it; returns the decoded JSON bodies in order."""
+    bodies: list[Any] = []
+    seen: set[str] = set()
+    next_url: str | None = url
+    while next_url and next_url not in seen and len(bodies) < MAX_PAGES:
+        seen.add(next_url)
+        response = service_request(registration, "GET", next_url, scopes, headers={"Accept": accept})
+        if response.status_code != 200:
+            raise error_from_response(response, what)
+        try:
+            bodies.append(response.json())
+        except ValueError as exc:
+            raise ServiceError(f"The LMS answered with something unreadable while {what}.", retryable=True) from exc
+        next_url = next_link(response.headers.get("Link"))
+    return bodies
+
+
+# --- AGS --------------------------------------------------------------------------------------------------------
+
+
+def granted(registration: Registration, wanted: tuple[str, ...], offered: list[str] | None) -> tuple[str, ...]:
+    """The scopes to ask for: `wanted`, narrowed to what the launch's AGS claim offered when it listed any."""
+    if offered:
+        narrowed = tuple(scope for scope in wanted if scope in offered)
+        if narrowed:
+            return narrowed
+    return wanted
+
+
+def find_line_item(
+    registration: Registration, lineitems_url: str, *, resource_link_id: str, tag: str, scopes: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """The platform's line item for this resource link: ours by tag if there is one, else the link's first."""
+    url = with_query(lineitems_url, {"resource_link_id": resource_link_id})
+    items: list[dict[str, Any]] = []
+    for body in get_pages(registration, url, scopes, MEDIA_LINEITEM_CONTAINER, "looking up the gradebook column"):
+        items.extend(item for item in (body if isinstance(body, list) else []) if isinstance(item, dict))
+    # Platforms may ignore the filter: check resourceLinkId ourselves.
+    items = [item for item in items if item.get("resourceLinkId") in (None, resource_link_id) and item.get("id")]
+    linked = [item for item in items if item.get("resourceLinkId") == resource_link_id]
+    for item in linked:
+        if item.get("tag") == tag:
+            return item
+    # Canvas: only the first line item created for a resource link updates the gradebook submission.
+    return linked[0] if linked else None
+
+
+def create_line_item(
+    registration: Registration,
+    lineitems_url: str,
+    *,
+    resource_link_id: str,
+    label: str,
+    score_maximum: float,
+    tag: str,
+    resource_id: str,
+    scopes: tuple[str, ...],
+) -> dict[str, Any]:
+    """Create a line item coupled to the resource link; returns the platform's representation (with `id`)."""
+    payload = {
+        "label": label[:255] or "ResNet challenges",
+        "scoreMaximum": score_maximum,
+        "resourceLinkId": resource_link_id,
+        "tag": tag,
+        "resourceId": resource_id,
+    }
+    response = service_request(
+        registration,
+        "POST",
+        lineitems_url,
+        scopes,
+        json=payload,
+        headers={"Content-Type": MEDIA_LINEITEM, "Accept": MEDIA_LINEITEM},
+    )
+    if response.status_code not in (200, 201):
+        raise error_from_response(response, "creating the gradebook column")
+    try:
+        item = response.json()
+    except ValueError as exc:
+        raise ServiceError("The LMS created the gradebook column but its answer was unreadable.", True) from exc
+    if not isinstance(item, dict) or not item.get("id"):
+        raise ServiceError("The LMS created the gradebook column without telling its address.", retryable=True)
+    return item
+
+
+def score_payload(
+    *,
+    user_id: str,
+    score_given: float | None,
+    score_maximum: float,
+    activity_progress: str,
+    grading_progress: str,
+    timestamp: str,
+    comment: str,
+    new_submission: bool,
+) -> dict[str, Any]:
+    """The AGS score JSON, with the Canvas submission extension.
+
+    scoreGiven/scoreMaximum only with FullyGraded (elsewhere they clear or are ignored); `preserve_score` keeps an
+    existing Canvas grade whenever this is not a final score; `new_submission` is false on follow-ups, so Canvas does
+    not open a new attempt (and hit the attempt limit) on a regrade.
+    """
+    payload: dict[str, Any] = {
+        "userId": user_id,
+        "activityProgress": activity_progress,
+        "gradingProgress": grading_progress,
+        "timestamp": timestamp,
+    }
+    if grading_progress == "FullyGraded" and score_given is not None:
+        payload["scoreGiven"] = score_given
+        payload["scoreMaximum"] = score_maximum
+    if comment:
+        payload["comment"] = comment
+    extension: dict[str, Any] = {"new_submission": new_submission}
+    if grading_progress != "FullyGraded":
+        extension["preserve_score"] = True
+    payload[CANVAS_SUBMISSION_EXTENSION] = extension
+    return payload
+
+
+def post_score(
+    registration: Registration, lineitem_url: str, payload: dict[str, Any], scopes: tuple[str, ...]
+) -> requests.Response:
+    """POST a score to the line item's scores endpoint; returns the response whatever its status."""
+    return service_request(
+        registration,
+        "POST",
+        scores_url(lineitem_url),
+        scopes,
+        json=payload,
+        headers={"Content-Type": MEDIA_SCORE},
+    )
