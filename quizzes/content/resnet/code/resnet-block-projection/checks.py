@@ -1,0 +1,334 @@
+"""Hidden checks for `resnet-block-projection` (ResNetBlock(in_channels, out_channels)).
+
+Two halves. The probe (above the judge marker) is sent into the sandbox and runs on the submission: it only
+measures. The judge (below the marker) runs on the grading worker, compares the measurements with the reference
+solution's measurements and writes the feedback; expected values never enter the sandbox.
+"""
+
+import math
+
+ENTRY = "ResNetBlock"
+# (in_channels, out_channels, N, H, W)
+SHAPE_CONFIGS = [(64, 128, 2, 8, 8), (64, 64, 2, 8, 8), (16, 32, 1, 5, 7), (32, 16, 3, 6, 6), (8, 8, 1, 3, 3)]
+# --- probe: runs inside the sandbox, after the submission has been executed. It measures; it never judges. ---
+SUMMARY_SEED = 9157
+
+
+def _error(exc):
+    """An exception, as the judge sees it (type and a short message; the judge decides what the student sees)."""
+    return {"error": type(exc).__name__, "message": str(exc)[:300]}
+
+
+def _summary(t):
+    """A tensor's fingerprint: shape, finiteness, sums and three fixed random projections (float64, on the CPU)."""
+    import torch
+
+    t = t.detach().to("cpu", torch.float64)
+    flat = t.flatten()
+    g = torch.Generator().manual_seed(SUMMARY_SEED)
+    w = torch.randn(3, flat.numel(), generator=g, dtype=torch.float64)
+    finite = bool(torch.isfinite(flat).all())
+    return {
+        "shape": list(t.shape),
+        "finite": finite,
+        "sum": float(flat.sum()) if finite else 0.0,
+        "sumsq": float((flat * flat).sum()) if finite else 0.0,
+        "proj": [float(v) for v in (w @ flat)] if finite else [0.0, 0.0, 0.0],
+    }
+
+
+def _fill(module):
+    """Weights that depend only on each parameter's shape: equal architectures agree whatever their names/order."""
+    import torch
+
+    with torch.no_grad():
+        for p in module.parameters():
+            shape = tuple(p.shape)
+            seed = 1 + sum((i + 1) * 7919 * d for i, d in enumerate(shape)) % 2**31
+            v = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+            if p.dim() > 1:
+                v = v * math.sqrt(2.0 / max(1, p[0].numel()))
+            else:
+                v = 0.5 + 0.25 * v
+            p.copy_(v.to(p.device, p.dtype))
+    return module
+
+
+def _seeded(shape, seed, device):
+    import torch
+
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+def _convs(module):
+    import torch.nn as nn
+
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+
+
+def _conv_specs(module):
+    return [
+        {"in": m.in_channels, "out": m.out_channels, "k": list(m.kernel_size), "stride": list(m.stride)}
+        for m in _convs(module)
+    ]
+
+
+def _zero_convs(module, kernel):
+    import torch
+
+    with torch.no_grad():
+        for m in _convs(module):
+            if tuple(m.kernel_size) == kernel or kernel is None:
+                m.weight.zero_()
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
+def _n_params(module):
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def _guard(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:  # the submission's failure, reported to the judge
+        return _error(exc)
+
+
+def _grad_flow(cls, args, depth, x_shape, device):
+    import torch
+
+    torch.manual_seed(5)
+    stack = torch.nn.Sequential(*[cls(*args) for _ in range(depth)]).to(device)
+    _fill(stack)
+    stack.train()
+    x = _seeded(x_shape, 77, device).requires_grad_(True)
+    out = stack(x)
+    out.pow(2).mean().backward()
+    g = x.grad
+    norm = float(g.detach().double().norm()) if g is not None else None
+    first = [p.grad for p in stack[0].parameters()]
+    return {
+        "input_grad": norm,
+        "first_block_grad": all(gp is not None and bool(gp.abs().sum() > 0) for gp in first) if first else False,
+    }
+
+
+def _deterministic(cls, args, x_shape, device):
+    import torch
+
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(1234)
+        block = cls(*args).to(device)
+        block.train()
+        outs.append(_summary(block(_seeded(x_shape, 4321, device))))
+    return {"first": outs[0], "second": outs[1]}
+
+
+def _shapes(cls, device):
+    import torch
+
+    out = []
+    for cin, cout, n, h, w in SHAPE_CONFIGS:
+        def one(cin=cin, cout=cout, n=n, h=h, w=w):
+            torch.manual_seed(0)
+            return {"shape": list(cls(cin, cout).to(device)(_seeded((n, cin, h, w), 11, device)).shape)}
+
+        out.append(_guard(one))
+    return out
+
+
+def _identity(cls, device):
+    block = cls(16, 16).to(device)
+    specs = _conv_specs(block)
+    extra = sum(p.numel() for m in block.modules() for p in m.parameters(recurse=False)
+                if not (hasattr(m, "kernel_size") and tuple(m.kernel_size) == (3, 3)))
+    _fill(block)
+    _zero_convs(block, (3, 3))
+    y = block(_seeded((2, 16, 6, 6), 21, device))
+    return {"convs": specs, "extra_params": int(extra), "zeroed": _summary(y)}
+
+
+def _projection(cls, device):
+    import torch
+
+    block = cls(16, 32).to(device)
+    specs = _conv_specs(block)
+    _fill(block)
+    _zero_convs(block, (3, 3))
+    x = _seeded((2, 16, 6, 6), 22, device)
+    y = block(x)
+    diffs = []
+    for m in _convs(block):
+        if tuple(m.kernel_size) == (1, 1) and m.in_channels == 16 and m.out_channels == 32:
+            diffs.append(float((y - torch.relu(m(x))).detach().abs().max()))
+    return {"convs": specs, "zeroed": _summary(y), "skip_diff": min(diffs) if diffs else None}
+
+
+def probe(ns, device):
+    """Measure the submission's `ResNetBlock` (called by the sandbox runner with the submission's namespace)."""
+    import torch.nn as nn
+
+    cls = ns.get(ENTRY)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        return {"defined": False, "undefined_reason": f"`{ENTRY}` must be a class deriving from nn.Module."}
+    return {
+        "defined": True,
+        "shapes": _shapes(cls, device),
+        "identity": _guard(_identity, cls, device),
+        "projection": _guard(_projection, cls, device),
+        "gradient": _guard(_grad_flow, cls, (16, 16), 24, (2, 16, 8, 8), device),
+        "params": _guard(lambda: {"count": _n_params(cls(64, 128))}),
+        "determinism": _guard(_deterministic, cls, (32, 32), (2, 32, 6, 6), device),
+    }
+
+
+# === judge: runs on the worker, never inside the sandbox (pure Python; the expected values live only here) ===
+
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _failed(m):
+    return not isinstance(m, dict) or "error" in m
+
+
+def _close(a, b, rel=2e-3, tol=1e-3):
+    """Two `_summary` fingerprints describe the same tensor (up to float32 reduction order)."""
+    if not isinstance(a, dict) or not isinstance(b, dict) or a.get("shape") != b.get("shape"):
+        return False
+    if a.get("finite") is not True or b.get("finite") is not True:
+        return False
+    pairs = [(a.get("sum"), b.get("sum")), (a.get("sumsq"), b.get("sumsq"))]
+    pa, pb = a.get("proj"), b.get("proj")
+    if not isinstance(pa, list) or not isinstance(pb, list) or len(pa) != 3 or len(pb) != 3:
+        return False
+    pairs += list(zip(pa, pb, strict=True))
+    scale = max(1.0, abs(b.get("sumsq") or 0.0) ** 0.5)
+    return all(_num(x) and _num(y) and abs(x - y) <= tol * scale + rel * max(abs(x), abs(y)) for x, y in pairs)
+
+
+def _raised(m, what):
+    """Feedback for a measurement that raised: the exception's type, never the hidden input."""
+    return f"{what} raised {m.get('error', 'an error')}." if isinstance(m, dict) else f"{what} failed."
+
+
+def judge(measurements, reference):
+    """Turn the sandbox's measurements into checks: [{name, passed, points, max_points, feedback}, ...]."""
+    results = []
+    m = measurements if isinstance(measurements, dict) else {}
+    ref = reference if isinstance(reference, dict) else {}
+    for key, title, weight in CHECKS:
+        if not m.get("defined"):
+            fraction, feedback = 0.0, m.get("undefined_reason") or f"`{ENTRY}` is not defined by your code."
+        else:
+            try:
+                fraction, feedback = JUDGES[key](m.get(key), ref.get(key))
+            except Exception:  # a malformed (or forged) measurement fails its check, nothing else
+                fraction, feedback = 0.0, "This check could not read your code's results."
+        fraction = max(0.0, min(1.0, float(fraction)))
+        results.append(
+            {
+                "name": title,
+                "passed": fraction >= 1.0,
+                "points": round(weight * fraction, 4),
+                "max_points": weight,
+                "feedback": "" if fraction >= 1.0 else feedback,
+            }
+        )
+    return results
+
+
+def artifacts(measurements):
+    """Extra results for the feedback page (none for this challenge)."""
+    return {}
+
+
+def _j_shapes(m, ref):
+    ok, feedback = 0, []
+    for (cin, cout, n, h, w), got in zip(SHAPE_CONFIGS, m, strict=True):
+        kind = "equal channel counts" if cin == cout else "different channel counts"
+        if _failed(got):
+            feedback.append(_raised(got, f"A block with {kind}"))
+        elif got.get("shape") != [n, cout, h, w]:
+            feedback.append(f"A block with {kind} returned the wrong shape: expected (N, out_channels, H, W).")
+        else:
+            ok += 1
+    hint = " When the channel counts differ, the skip path must map in_channels to out_channels before the addition."
+    return ok / len(SHAPE_CONFIGS), " ".join(dict.fromkeys(feedback)) + (hint if ok < len(SHAPE_CONFIGS) else "")
+
+
+def _j_identity(m, ref):
+    if _failed(m):
+        return 0.0, _raised(m, "ResNetBlock with equal channel counts")
+    if any(c.get("k") == [1, 1] for c in m.get("convs", [])) or m.get("extra_params") != 0:
+        return 0.0, ("When in_channels == out_channels the skip path must be the identity, with no parameters: "
+                     "only the two 3x3 convolutions should have weights.")
+    if not _close(m.get("zeroed"), ref.get("zeroed")):
+        return 0.0, ("With its 3x3 convolutions zeroed, a block with equal channel counts should return relu(x) "
+                     "(the input through the identity skip path); yours did not.")
+    return 1.0, ""
+
+
+def _j_projection(m, ref):
+    if _failed(m):
+        return 0.0, _raised(m, "ResNetBlock with different channel counts") + (
+            " The skip path needs a 1x1 convolution from in_channels to out_channels.")
+    if m.get("skip_diff") is None:
+        return 0.0, "When the channel counts differ, the skip path should be a 1x1 convolution (in -> out channels)."
+    if not _num(m["skip_diff"]) or m["skip_diff"] > 1e-4 or (m.get("zeroed") or {}).get("sumsq", 0) <= 0:
+        return 0.0, ("With its 3x3 convolutions zeroed, the block should return relu(skip(x)) where skip is the 1x1 "
+                     "convolution: add the skip path to the main path, then apply the ReLU.")
+    return 1.0, ""
+
+
+def _j_gradient(m, ref):
+    if _failed(m):
+        return 0.0, _raised(m, "A deep stack of your blocks")
+    g, r = m.get("input_grad"), ref.get("input_grad")
+    if not _num(g) or g <= 0:
+        return 0.0, "Through a deep stack of your blocks no finite gradient reached the input."
+    if not m.get("first_block_grad"):
+        return 0.0, "Some parameters of the first block of a deep stack received no gradient."
+    if _num(r) and r > 0 and not (r / 10 <= g <= r * 10):
+        return 0.0, ("The gradient reaching the input through a deep stack of your blocks is "
+                     + ("far too small: is the skip connection added in forward()?" if g < r else "far too large."))
+    return 1.0, ""
+
+
+def _j_params(m, ref):
+    if _failed(m):
+        return 0.0, _raised(m, "Building a block")
+    n, r = m.get("count"), ref.get("count")
+    if not _num(n) or not _num(r) or abs(n - r) > 0.02 * r:
+        return 0.0, ("The block's parameter count is off: two 3x3 convolutions plus a 1x1 projection when the channel "
+                     "counts differ, nothing else.")
+    return 1.0, ""
+
+
+def _j_determinism(m, ref):
+    if _failed(m):
+        return 0.0, _raised(m, "Building and running a block")
+    if not _close(m.get("first"), m.get("second"), rel=1e-6, tol=1e-7):
+        return 0.0, "Two blocks built after the same torch.manual_seed gave different outputs for the same input."
+    return 1.0, ""
+
+
+CHECKS = [
+    ("shapes", "Output shape for several channel counts and image sizes", 2.0),
+    ("identity", "Identity skip path when the channel counts match", 2.0),
+    ("projection", "1x1 projection on the skip path when the channel counts differ", 2.0),
+    ("gradient", "Gradient flow through a deep stack of blocks", 1.0),
+    ("params", "Parameter count", 1.0),
+    ("determinism", "Same seed, same block, same output", 1.0),
+]
+JUDGES = {
+    "shapes": _j_shapes,
+    "identity": _j_identity,
+    "projection": _j_projection,
+    "gradient": _j_gradient,
+    "params": _j_params,
+    "determinism": _j_determinism,
+}
