@@ -1,13 +1,109 @@
-"""Cookies and framing for a tool that lives inside LMS iframes (owned by the LTI core work)."""
+"""Cookies and framing for a tool that lives inside LMS iframes.
 
+- On secure requests every cookie becomes `SameSite=None; Secure; Partitioned` (CHIPS): browsers send it inside
+  the LMS iframe, and Chrome's third-party-cookie phase-out keeps partitioned cookies. Python 3.11's http.cookies
+  cannot write `Partitioned`, so the Morsel attribute table is extended here (as pylti1p3 does for SameSite).
+  Over plain http (localhost development and tests) cookies are left alone: same-site there, launches work.
+- Tool pages get `Content-Security-Policy` with `frame-ancestors 'self' <the active registrations' LMS origins>`
+  instead of X-Frame-Options (which cannot list several origins), and a script policy of 'self' only (no inline
+  scripts: page scripts are static files). The development LMS (/devlms/) and the Django admin keep their own rules.
+"""
+
+from __future__ import annotations
+
+import http.cookies
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+
+# Teach http.cookies the Partitioned flag (Python 3.14 knows it natively).
+http.cookies.Morsel._reserved.setdefault("partitioned", "Partitioned")  # type: ignore[attr-defined]
+http.cookies.Morsel._flags.add("partitioned")  # type: ignore[attr-defined]
+
+FRAME_ORIGINS_CACHE_KEY = "lti:frame-ancestors"
+FRAME_ORIGINS_CACHE_S = 60
+CANVAS_CLOUD_FRAME_SOURCE = "https://*.instructure.com"
+# Paths any site may frame: Dynamic Registration runs inside a platform that is not registered yet.
+OPEN_FRAME_PREFIXES = ("/lti/register/",)
+EXEMPT_PREFIXES = ("/devlms/",)
+ADMIN_PREFIX = "/admin/"
+
+TOOL_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'"
+)
+
+
+def _origin(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def frame_ancestor_sources() -> list[str]:
+    """Origins allowed to frame tool pages: those of active registrations' issuers and OIDC endpoints."""
+    sources = cache.get(FRAME_ORIGINS_CACHE_KEY)
+    if sources is not None:
+        return sources
+    from lti_tool.dynreg import is_canvas_cloud
+    from lti_tool.models import Registration
+
+    found: set[str] = set()
+    for issuer, auth_url in Registration.objects.filter(status=Registration.Status.ACTIVE).values_list(
+        "issuer", "auth_login_url"
+    ):
+        for url in (issuer, auth_url):
+            origin = _origin(url)
+            if origin:
+                found.add(origin)
+        if is_canvas_cloud(issuer):
+            found.add(CANVAS_CLOUD_FRAME_SOURCE)  # the school's own domain frames the tool, not the issuer's
+    sources = sorted(found)
+    cache.set(FRAME_ORIGINS_CACHE_KEY, sources, FRAME_ORIGINS_CACHE_S)
+    return sources
+
+
+def forget_frame_ancestors() -> None:
+    """Called when registrations change."""
+    cache.delete(FRAME_ORIGINS_CACHE_KEY)
+
+
+def make_cookies_cross_site(response: HttpResponse) -> None:
+    """SameSite=None; Secure; Partitioned on every cookie of a secure response."""
+    for morsel in response.cookies.values():
+        morsel["samesite"] = "None"
+        morsel["secure"] = True
+        morsel["partitioned"] = True
 
 
 class LtiFrameMiddleware:
+    """Cross-site cookies over HTTPS and CSP frame-ancestors for the LMS iframes."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        response = self.get_response(request)
+        if request.is_secure():
+            make_cookies_cross_site(response)
+        path = request.path
+        if path.startswith(EXEMPT_PREFIXES) or "Content-Security-Policy" in response:
+            return response
+        if path.startswith(ADMIN_PREFIX):
+            response["Content-Security-Policy"] = "frame-ancestors 'self'"
+            return response
+        if path.startswith(OPEN_FRAME_PREFIXES):
+            ancestors = "*"
+        else:
+            ancestors = " ".join(["'self'", *frame_ancestor_sources()])
+        response["Content-Security-Policy"] = f"{TOOL_POLICY}; frame-ancestors {ancestors}"
+        # frame-ancestors governs framing; an X-Frame-Options set elsewhere would block the LMS.
+        if "X-Frame-Options" in response:
+            del response["X-Frame-Options"]
+        return response

@@ -16,7 +16,8 @@ class ToolKey(models.Model):
     """An RSA key pair the tool signs with (deep-linking responses, service-token assertions).
 
     Rotation publishes a new key in the JWKS first (state `published`) and only signs with it once platforms that
-    cache our JWKS have had time to see it (state `active`). Retired keys stay out of the JWKS.
+    cache our JWKS have had time to see it (state `active`). A retired key stays in the JWKS for a grace period
+    (lti_tool.keys.RETIRED_KEY_GRACE) so tokens signed just before the switch still verify, then leaves it.
     """
 
     class State(models.TextChoices):
@@ -70,9 +71,25 @@ class Registration(models.Model):
     def __str__(self) -> str:
         return self.name or f"{self.issuer} ({self.client_id})"
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        _registrations_changed()
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        _registrations_changed()
+        return result
+
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+
+def _registrations_changed() -> None:
+    # The CSP frame-ancestors list is derived from active registrations.
+    from lti_tool.middleware import forget_frame_ancestors
+
+    forget_frame_ancestors()
 
 
 class Deployment(models.Model):

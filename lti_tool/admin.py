@@ -1,0 +1,67 @@
+"""Admin for IT: registrations (with deployments, approve/disable), tool keys, and what launches created."""
+
+from django.contrib import admin, messages
+
+from lti_tool import services
+from lti_tool.models import Context, Deployment, LtiUser, Registration, ResourceLink, ToolKey
+
+
+class DeploymentInline(admin.TabularInline):
+    model = Deployment
+    extra = 1
+    fields = ("deployment_id", "is_active", "created_at")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(Registration)
+class RegistrationAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "issuer", "client_id", "status", "product_family", "registered_by", "created_at")
+    list_filter = ("status", "registered_by", "product_family")
+    search_fields = ("name", "issuer", "client_id")
+    readonly_fields = ("uuid", "registered_by", "scopes", "openid_configuration", "created_at", "updated_at")
+    inlines = [DeploymentInline]
+    actions = ["approve", "disable"]
+
+    @admin.action(description="Approve (activate) the selected registrations")
+    def approve(self, request, queryset):
+        for registration in queryset:
+            services.approve_registration(registration)
+        self.message_user(request, f"{queryset.count()} registration(s) approved.", messages.SUCCESS)
+
+    @admin.action(description="Disable the selected registrations (launches refused)")
+    def disable(self, request, queryset):
+        for registration in queryset:
+            services.disable_registration(registration)
+        self.message_user(request, f"{queryset.count()} registration(s) disabled.", messages.WARNING)
+
+
+@admin.register(ToolKey)
+class ToolKeyAdmin(admin.ModelAdmin):
+    list_display = ("kid", "state", "created_at", "activated_at", "retired_at")
+    list_filter = ("state",)
+    # The private key is never shown; keys are made by create_tool_key / rotate_tool_key.
+    fields = ("kid", "state", "public_jwk", "created_at", "activated_at", "retired_at")
+    readonly_fields = ("kid", "public_jwk", "created_at", "activated_at", "retired_at")
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(LtiUser)
+class LtiUserAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "sub", "email", "registration", "updated_at")
+    search_fields = ("sub", "name", "email", "given_name", "family_name")
+    list_filter = ("registration",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(Context)
+class ContextAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "context_id", "label", "deployment", "updated_at")
+    search_fields = ("context_id", "title", "label")
+
+
+@admin.register(ResourceLink)
+class ResourceLinkAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "resource_link_id", "context", "lineitem_url", "updated_at")
+    search_fields = ("resource_link_id", "title")
