@@ -21,3 +21,13 @@ def dev_lms(live_server, transactional_db):
     yield lms
     lms.clear_faults()
     jose._jwks_cache.clear()
+
+
+@pytest.fixture
+def tool_peer():
+    """A minimal tool stand-in (JWKS over HTTP, signing) for testing the development LMS on its own."""
+    from tests.lti_support import ToolPeer
+
+    peer = ToolPeer()
+    yield peer
+    peer.close()

@@ -494,3 +494,125 @@ class DevLms:
             if value or time.monotonic() > deadline:
                 return value
             time.sleep(interval)
+
+
+class ToolPeer:
+    """A minimal stand-in for a *tool*, used only to test the platform side alone: it serves a JWKS over HTTP and
+    signs what a tool signs (client assertions, deep-linking responses). The real tool is tested with `DevLms`."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.kid = "peer-key-1"
+        self.private_key_pem = jose.generate_rsa_pem()
+        self.jwks = {"keys": [jose.public_jwk_from_pem(self.private_key_pem, self.kid)]}
+        self.jwks_requests = 0
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+                if self.path.startswith("/jwks"):
+                    peer.jwks_requests += 1
+                    body = json.dumps(peer.jwks).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                else:
+                    body = b"tool page"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def registration_body(self, scopes: list[str] | None = None) -> dict[str, Any]:
+        """The client registration a tool posts in Dynamic Registration."""
+        return {
+            "application_type": "web",
+            "grant_types": ["client_credentials", "implicit"],
+            "response_types": ["id_token"],
+            "initiate_login_uri": self.url + "/login",
+            "redirect_uris": [self.url + "/launch"],
+            "client_name": "Peer tool",
+            "jwks_uri": self.url + "/jwks",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "scope": " ".join(scopes if scopes is not None else services.SUPPORTED_SCOPES),
+            "https://purl.imsglobal.org/spec/lti-tool-configuration": {
+                "domain": "127.0.0.1",
+                "target_link_uri": self.url + "/launch",
+                "claims": ["iss", "sub", "name", "email"],
+                "messages": [
+                    {"type": "LtiResourceLinkRequest"},
+                    {"type": "LtiDeepLinkingRequest", "target_link_uri": self.url + "/deep-link"},
+                ],
+            },
+        }
+
+    def register(
+        self, lms: DevLms, style: str = "canvas", *, install: bool = True, scopes: list[str] | None = None
+    ) -> tuple[Tool, dict[str, Any]]:
+        """Dynamic Registration from the tool's side, over HTTP: (the platform's Tool row, its JSON answer)."""
+        token = services.start_registration(style)
+        response = requests.post(
+            lms.platform.url("registration"),
+            json=self.registration_body(scopes),
+            headers={"Authorization": f"Bearer {token.token}"},
+            timeout=HTTP_TIMEOUT_S,
+        )
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        tool = Tool.objects.get(client_id=answer["client_id"])
+        if install:
+            tool = services.install_tool(tool)
+        lms.tool = tool
+        return tool, answer
+
+    def sign(self, payload: dict[str, Any], key_pem: str | None = None, kid: str | None = None) -> str:
+        return jose.encode_jws(
+            payload, {"alg": "RS256", "typ": "JWT", "kid": kid or self.kid}, key_pem or self.private_key_pem
+        )
+
+    def assertion(self, lms: DevLms, client_id: str, **overrides: Any) -> str:
+        import secrets
+
+        now = int(time.time())
+        payload = {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": lms.platform.token_url,
+            "iat": now,
+            "exp": now + 300,
+            "jti": secrets.token_hex(16),
+        }
+        payload.update(overrides)
+        return self.sign(payload)
+
+    def request_token(self, lms: DevLms, client_id: str, scopes: list[str], assertion: str | None = None):
+        return requests.post(
+            lms.platform.token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion or self.assertion(lms, client_id),
+                "scope": " ".join(scopes),
+            },
+            timeout=HTTP_TIMEOUT_S,
+        )
+
+    def access_token(self, lms: DevLms, client_id: str, scopes: list[str] | None = None) -> str:
+        response = self.request_token(lms, client_id, scopes or services.SUPPORTED_SCOPES)
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
