@@ -14,7 +14,11 @@ import logging
 import os
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+# Multiprocess mode writes one file per process into this directory as metrics are created: make sure it exists.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
