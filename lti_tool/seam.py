@@ -157,9 +157,9 @@ def start_login(request: HttpRequest, *, launch_url: str, storage_target: str = 
     validation.check_registration_status(registration)
     django_request = DjangoRequest(request)
     cookies = DjangoCookieService(django_request)
-    login = DjangoOIDCLogin(
-        django_request, tool_conf, cookie_service=cookies, launch_data_storage=DjangoCacheDataStorage()
-    )
+    login = DjangoOIDCLogin(django_request, tool_conf, cookie_service=cookies)
+    # pylti1p3 keeps its nonce in the cache (not the Django session, whose cookie an iframe may lose).
+    login.set_launch_data_storage(DjangoCacheDataStorage())
     login.set_launch_data_lifetime(LOGIN_STATE_TTL_S)
     try:
         auth_url = login.get_redirect_object(launch_url).get_redirect_url()
