@@ -787,3 +787,14 @@ def question_clock(state: QuestionState, now: datetime | None = None) -> Clock:
         return Clock(None, None)
     now = now or timezone.now()
     return Clock(state.deadline, max(0, int((state.deadline - now).total_seconds())))
+
+
+def refresh_attempt(attempt: Attempt, *, now: datetime | None = None) -> Attempt:
+    """Apply the clock to an attempt (expire questions, close it when its time is up) and return it fresh."""
+    now = now or timezone.now()
+    if attempt.is_finished:
+        return attempt
+    with transaction.atomic():
+        attempt = _lock_attempt(attempt)
+        _settle(attempt, _states(attempt), now)
+        return attempt

@@ -1,4 +1,34 @@
-from django.urls import path  # noqa: F401
+"""URLs of the challenge player, the instructor pages and the deep-linking form."""
+
+from django.urls import path
+
+from quizzes import views
 
 app_name = "quizzes"
-urlpatterns: list = []
+
+P = "p/<int:resource_link_pk>/"
+Q = P + "q/<slug:slug>/"
+I = P + "instructor/"  # noqa: E741
+
+urlpatterns = [
+    path("launch/<int:resource_link_pk>/", views.launch, name="launch"),
+    path("deep-link/<str:launch_id>/", views.deep_link, name="deep_link"),
+    path("review/<int:resource_link_pk>/<int:lti_user_pk>/", views.review, name="review"),
+    # Student player
+    path(P, views.player, name="player"),
+    path(P + "start/", views.start, name="start"),
+    path(P + "finish/", views.finish, name="finish"),
+    path(P + "summary/", views.summary, name="summary"),
+    path(Q, views.question, name="question"),
+    path(Q + "open/", views.open_question, name="open_question"),
+    path(Q + "answer/", views.answer, name="answer"),
+    path(Q + "hint/", views.hint, name="hint"),
+    path(Q + "code/", views.code, name="code"),
+    path(Q + "clock.json", views.clock, name="clock"),
+    # Instructor
+    path(I, views.dashboard, name="dashboard"),
+    path(I + "settings/", views.placement_settings, name="settings"),
+    path(I + "results.csv", views.export_csv, name="export_csv"),
+    path(I + "students/<int:lti_user_pk>/", views.student, name="student"),
+    path(I + "students/<int:lti_user_pk>/accommodation/", views.accommodation, name="accommodation"),
+]

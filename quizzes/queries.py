@@ -1,0 +1,353 @@
+"""Read-only views of the data for pages and exports (no changes here; verbs live in services.py).
+
+Everything a student page may show is decided here, in one place: answer keys, explanations and grading details
+only appear in a question's view model once the rules allow them to be revealed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from quizzes import services
+from quizzes.models import Accommodation, Answer, Attempt, CodeAnswer, Placement, QuestionState
+
+
+def feedback_visible(attempt: Attempt) -> bool:
+    """Whether the student may see if an answer was correct (exam: only after the attempt closed)."""
+    return attempt.placement.rules.get("feedback", "immediate") == "immediate" or attempt.is_finished
+
+
+def answer_revealed(attempt: Attempt, state: QuestionState) -> bool:
+    """Whether the correct answer and explanation may be shown: never before the question is finished."""
+    if state.is_open and not attempt.is_finished:
+        return False
+    if state.is_open and state.code_answers.filter(points__isnull=True).exists():
+        return False  # still being graded
+    if attempt.placement.rules.get("reveal_answers", "after_question") == "after_close":
+        return attempt.is_finished
+    return True
+
+
+def status_label(attempt: Attempt, state: QuestionState) -> str:
+    """The status a student sees (hides correctness while feedback is held back)."""
+    if state.is_open:
+        if state.first_shown_at is None:
+            return "Not started"
+        return "Being graded" if state.code_answers.filter(points__isnull=True).exists() else "Open"
+    if not feedback_visible(attempt):
+        return "Answered"
+    if state.status == QuestionState.Status.EXPIRED and state.attempts_used == 0:
+        return "Not answered" if attempt.finish_reason == Attempt.FinishReason.SUBMITTED else "Time ran out"
+    return state.get_status_display()
+
+
+def time_used_s(state: QuestionState, now: datetime | None = None) -> int | None:
+    """Seconds between a question's first show and its end (its deadline at most)."""
+    if state.first_shown_at is None:
+        return None
+    end = state.finished_at or state.attempt.finished_at or now or timezone.now()
+    if state.deadline is not None:
+        end = min(end, state.deadline)
+    return max(0, int((end - state.first_shown_at).total_seconds()))
+
+
+def attempt_time_used_s(attempt: Attempt, now: datetime | None = None) -> int:
+    end = attempt.finished_at or now or timezone.now()
+    return max(0, int((end - attempt.started_at).total_seconds()))
+
+
+@dataclass
+class QuestionView:
+    """Everything a student page shows about one challenge. Answer keys appear only when `revealed`."""
+
+    state: QuestionState
+    challenge: dict[str, Any]
+    status: str
+    remaining_s: int | None
+    deadline: datetime | None
+    attempts_allowed: int | None
+    attempts_left: int | None
+    can_answer: bool
+    hints_enabled: bool
+    hint_text: str
+    hint_cost: str
+    feedback_visible: bool
+    revealed: bool
+    answer_key: str = ""
+    answer_text: str = ""
+    explanation: str = ""
+    answers: list[Answer] = field(default_factory=list)
+    code_answers: list[CodeAnswer] = field(default_factory=list)
+    pending: bool = False
+    starter_code: str = ""
+
+    @property
+    def slug(self) -> str:
+        return self.state.slug
+
+
+def question_view(attempt: Attempt, state: QuestionState, now: datetime | None = None) -> QuestionView:
+    """The student's view of one challenge under the placement's rules."""
+    now = now or timezone.now()
+    placement = attempt.placement
+    challenge = placement.challenge_set.challenge(state.slug) or {}
+    accommodation = Accommodation.objects.filter(placement=placement, lti_user_id=attempt.lti_user_id).first()
+    extra = accommodation.extra_attempts if accommodation else 0
+    allowed = services.attempts_allowed(placement.rules, challenge, extra)
+    left = None if allowed is None else max(0, allowed - state.attempts_used)
+    code_answers = list(state.code_answers.select_related("submission").order_by("attempt_number"))
+    pending = any(a.is_pending for a in code_answers)
+    clock = services.question_clock(state, now)
+    visible = feedback_visible(attempt)
+    revealed = answer_revealed(attempt, state)
+    hints_mode = placement.rules.get("hints", "free")
+    penalty = float(placement.credit_policy.get("hint_penalty", 0.0))
+    hint_cost = ""
+    if hints_mode == "penalised" and penalty > 0:
+        cost = penalty * state.max_points
+        hint_cost = f"Using the hint costs {cost:g} of this question's {state.max_points:g} points."
+    view = QuestionView(
+        state=state,
+        challenge=challenge,
+        status=status_label(attempt, state),
+        remaining_s=clock.remaining_s,
+        deadline=clock.deadline,
+        attempts_allowed=allowed,
+        attempts_left=left,
+        can_answer=(
+            not attempt.is_finished
+            and state.is_open
+            and state.first_shown_at is not None
+            and (left is None or left > 0)
+            and not pending
+            and (clock.remaining_s is None or clock.remaining_s > 0)
+        ),
+        hints_enabled=hints_mode != "off" and bool(challenge.get("hint")),
+        hint_text=challenge.get("hint", "") if state.hint_used else "",
+        hint_cost=hint_cost,
+        feedback_visible=visible,
+        revealed=revealed,
+        answers=list(state.answers.all()),
+        code_answers=code_answers,
+        pending=pending,
+        starter_code=challenge.get("starter_code", ""),
+    )
+    if revealed:
+        view.explanation = challenge.get("explanation", "")
+        if challenge.get("kind") == "choice":
+            view.answer_key = challenge["answer"]
+            view.answer_text = next(o["text"] for o in challenge["options"] if o["key"] == challenge["answer"])
+    return view
+
+
+def current_attempt(placement: Placement, lti_user_id: int) -> Attempt | None:
+    """The student's open attempt, else their latest finished one, else None."""
+    attempts = Attempt.objects.filter(placement=placement, lti_user_id=lti_user_id).select_related(
+        "placement__challenge_set", "lti_user"
+    )
+    return attempts.filter(finished_at__isnull=True).first() or attempts.order_by("-number").first()
+
+
+# --- Instructor views -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ResultCell:
+    state: QuestionState | None
+    time_used_s: int | None
+
+
+@dataclass
+class ResultRow:
+    attempt: Attempt
+    cells: list[ResultCell]
+    time_used_s: int
+    accommodation: Accommodation | None
+
+
+def latest_attempts(placement: Placement) -> list[Attempt]:
+    """Each student's latest attempt, with states prefetched, ordered by name."""
+    attempts = (
+        Attempt.objects.filter(placement=placement)
+        .select_related("lti_user", "placement__challenge_set")
+        .prefetch_related(Prefetch("states", queryset=QuestionState.objects.order_by("position")))
+        .order_by("lti_user_id", "-number")
+    )
+    latest: dict[int, Attempt] = {}
+    for attempt in attempts:
+        latest.setdefault(attempt.lti_user_id, attempt)
+    return sorted(latest.values(), key=lambda a: (a.lti_user.display_name.lower(), a.lti_user_id))
+
+
+def results_table(placement: Placement, now: datetime | None = None) -> list[ResultRow]:
+    now = now or timezone.now()
+    accommodations = {a.lti_user_id: a for a in Accommodation.objects.filter(placement=placement)}
+    rows = []
+    for attempt in latest_attempts(placement):
+        by_slug = {s.slug: s for s in attempt.states.all()}
+        cells = []
+        for slug in placement.challenge_slugs:
+            state = by_slug.get(slug)
+            if state is not None:
+                state.attempt = attempt
+            cells.append(ResultCell(state, time_used_s(state, now) if state else None))
+        used = attempt_time_used_s(attempt, now)
+        rows.append(ResultRow(attempt, cells, used, accommodations.get(attempt.lti_user_id)))
+    return rows
+
+
+@dataclass
+class ChallengeStats:
+    slug: str
+    title: str
+    kind: str
+    students: int
+    correct: int
+    average_time_s: int | None
+    most_chosen_wrong: str
+    most_chosen_wrong_count: int
+
+    @property
+    def correct_rate(self) -> float | None:
+        return self.correct / self.students if self.students else None
+
+
+def challenge_stats(placement: Placement, now: datetime | None = None) -> list[ChallengeStats]:
+    """Per challenge, over each student's latest attempt: correct rate, average time, most chosen wrong option."""
+    now = now or timezone.now()
+    attempts = latest_attempts(placement)
+    attempt_ids = [a.pk for a in attempts]
+    wrong = Counter(
+        Answer.objects.filter(state__attempt_id__in=attempt_ids, correct=False).values_list("state__slug", "choice")
+    )
+    stats = []
+    for slug in placement.challenge_slugs:
+        challenge = placement.challenge_set.challenge(slug) or {"title": slug, "kind": "choice"}
+        states = []
+        for attempt in attempts:
+            for state in attempt.states.all():
+                if state.slug == slug and state.first_shown_at is not None:
+                    state.attempt = attempt
+                    states.append(state)
+        times = [t for t in (time_used_s(s, now) for s in states if not s.is_open) if t is not None]
+        choices = [(choice, n) for (s, choice), n in wrong.items() if s == slug]
+        choices.sort(key=lambda item: (-item[1], item[0]))
+        top_choice, top_count = choices[0] if choices else ("", 0)
+        stats.append(
+            ChallengeStats(
+                slug=slug,
+                title=challenge["title"],
+                kind=challenge["kind"],
+                students=len(states),
+                correct=sum(1 for s in states if s.status == QuestionState.Status.CORRECT),
+                average_time_s=round(sum(times) / len(times)) if times else None,
+                most_chosen_wrong=top_choice,
+                most_chosen_wrong_count=top_count,
+            )
+        )
+    return stats
+
+
+def student_history(placement: Placement, lti_user_id: int) -> list[Attempt]:
+    """Every attempt of one student with answers and code submissions (for the instructor)."""
+    return list(
+        Attempt.objects.filter(placement=placement, lti_user_id=lti_user_id)
+        .select_related("lti_user", "placement__challenge_set")
+        .prefetch_related(
+            Prefetch("states", queryset=QuestionState.objects.order_by("position")),
+            "states__answers",
+            Prefetch("states__code_answers", queryset=CodeAnswer.objects.select_related("submission")),
+        )
+        .order_by("number")
+    )
+
+
+CSV_HEADER = [
+    "student",
+    "email",
+    "lti_sub",
+    "attempt",
+    "attempt_started",
+    "attempt_finished",
+    "attempt_score",
+    "attempt_max_score",
+    "badge",
+    "challenge",
+    "status",
+    "points",
+    "max_points",
+    "attempts_used",
+    "hint_used",
+    "time_used_s",
+]
+
+
+def _csv_safe(value: Any) -> Any:
+    """Neutralise spreadsheet formulas in text cells (CSV injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def csv_rows(placement: Placement, now: datetime | None = None) -> list[list[Any]]:
+    """One row per student attempt and challenge."""
+    now = now or timezone.now()
+    rows: list[list[Any]] = [CSV_HEADER]
+    attempts = (
+        Attempt.objects.filter(placement=placement)
+        .select_related("lti_user")
+        .prefetch_related(Prefetch("states", queryset=QuestionState.objects.order_by("position")))
+        .order_by("lti_user_id", "number")
+    )
+    for attempt in attempts:
+        user = attempt.lti_user
+        for state in attempt.states.all():
+            state.attempt = attempt
+            rows.append(
+                [
+                    _csv_safe(user.display_name),
+                    _csv_safe(user.email),
+                    _csv_safe(user.sub),
+                    attempt.number,
+                    attempt.started_at.isoformat(),
+                    attempt.finished_at.isoformat() if attempt.finished_at else "",
+                    attempt.score,
+                    attempt.max_score,
+                    attempt.badge,
+                    state.slug,
+                    state.status,
+                    state.points,
+                    state.max_points,
+                    state.attempts_used,
+                    "yes" if state.hint_used else "no",
+                    time_used_s(state, now) if state.first_shown_at else "",
+                ]
+            )
+    return rows
+
+
+def loss_curves(artifacts: dict[str, Any] | None) -> dict[str, list[float]] | None:
+    """The plain/residual loss curves of a skip-gradient-experiment result, if the grader reported them."""
+    if not isinstance(artifacts, dict):
+        return None
+    source = artifacts
+    for key in ("loss_curves", "curves", "losses"):
+        if isinstance(artifacts.get(key), dict):
+            source = artifacts[key]
+            break
+    curves = {}
+    for name in ("plain", "residual"):
+        values = source.get(name)
+        if not isinstance(values, list) or not values:
+            return None
+        try:
+            curves[name] = [float(v) for v in values[:2000]]
+        except (TypeError, ValueError):
+            return None
+    return curves

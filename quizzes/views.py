@@ -1,0 +1,608 @@
+"""Student player, instructor pages and the deep-linking form. Views parse the request, call a service, render.
+
+Every page behind a resource link is decorated with `launch_required`: the session must have launched that link.
+Refusals are rendered as a page with a clear message and the matching 4xx status; nothing is stored for them.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from lti_tool.models import LtiUser, ResourceLink
+from lti_tool.sessions import LaunchInfo, launch_required
+from quizzes import content, queries, services
+from quizzes.models import Attempt, Placement, QuestionState
+from quizzes.services import QuizError
+
+logger = logging.getLogger(__name__)
+
+# Bodies larger than this are refused before parsing: an answer form is a few hundred bytes.
+SMALL_FORM_LIMIT_BYTES = 16 * 1024
+
+
+# --- Helpers ----------------------------------------------------------------------------------------------------
+
+
+def error_page(request: HttpRequest, message: str, status: int, *, title: str = "") -> HttpResponse:
+    titles = {400: "This request is not valid", 403: "Not allowed", 404: "Not found", 409: "Not accepted",
+              413: "Too large"}
+    return render(
+        request,
+        "quizzes/error.html",
+        {"title": title or titles.get(status, "Something went wrong"), "message": message, "status": status},
+        status=status,
+    )
+
+
+def _quiz_error(request: HttpRequest, exc: QuizError) -> HttpResponse:
+    return error_page(request, exc.message, exc.status)
+
+
+def _too_large(request: HttpRequest, limit: int) -> bool:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) > limit
+    except ValueError:
+        return True
+
+
+def _resource_link(resource_link_pk: int) -> ResourceLink:
+    return ResourceLink.objects.select_related("context__deployment").get(pk=resource_link_pk)
+
+
+def _placement(resource_link_pk: int, launch: LaunchInfo) -> Placement:
+    return services.resolve_placement(_resource_link(resource_link_pk), launch)
+
+
+def _user(launch: LaunchInfo) -> LtiUser:
+    return LtiUser.objects.get(pk=launch.lti_user_pk)
+
+
+def _staff_only(launch: LaunchInfo, request: HttpRequest) -> HttpResponse | None:
+    if not launch.is_staff:
+        return error_page(request, "This page is for instructors of the course.", 403)
+    return None
+
+
+def _posted_attempt(request: HttpRequest, placement: Placement, launch: LaunchInfo) -> Attempt:
+    """The attempt a form names, checked against the session's user: someone else's id is refused."""
+    raw = request.POST.get("attempt", "")
+    if not raw.isdigit() or len(raw) > 18:
+        raise services.InvalidInput("The form is missing its attempt number; reload the page and try again.")
+    attempt = (
+        Attempt.objects.select_related("placement__challenge_set", "lti_user").filter(pk=int(raw)).first()
+    )
+    if attempt is None or attempt.placement_id != placement.pk or attempt.lti_user_id != launch.lti_user_pk:
+        raise services.NotAllowed("That attempt is not yours.")
+    if attempt.is_finished:
+        raise services.Refused("This attempt is finished; nothing more can be submitted.")
+    return attempt
+
+
+def _question_url(resource_link_pk: int, slug: str) -> str:
+    return reverse("quizzes:question", kwargs={"resource_link_pk": resource_link_pk, "slug": slug})
+
+
+def _gradebook_url(resource_link_pk: int) -> str:
+    try:
+        return reverse("lti_tool:gradebook_status", kwargs={"resource_link_pk": resource_link_pk})
+    except NoReverseMatch:
+        return ""
+
+
+def _grading_status_url(submission_id: Any) -> str:
+    try:
+        return reverse("grading:status", kwargs={"submission_id": submission_id})
+    except NoReverseMatch:
+        return ""
+
+
+# --- Entry points -----------------------------------------------------------------------------------------------
+
+
+@require_GET
+@launch_required
+def launch(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+    """Where a resource-link launch lands: instructors see the dashboard, students the player."""
+    _placement(resource_link_pk, launch)
+    name = "quizzes:dashboard" if launch.is_staff else "quizzes:player"
+    return redirect(reverse(name, kwargs={"resource_link_pk": resource_link_pk}))
+
+
+@require_http_methods(["GET", "POST"])
+def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
+    """The instructor's placement form after a deep-linking launch; POST returns the link to the LMS."""
+    from lti_tool.models import Context, Registration
+    from lti_tool.services import DeepLinkItem, deep_link_session, deep_linking_response
+
+    session = deep_link_session(request, launch_id)
+    if session is None:
+        return error_page(request, "This deep-linking session has expired. Please start again from your course.", 403)
+    if not session.get("is_staff"):
+        return error_page(request, "Only instructors can add this activity to a course.", 403)
+    challenge_set = content.current_set()
+    modes = content.get_modes()
+    default_mode = content.get_mode()["slug"]
+    form: dict[str, Any] = {
+        "title": challenge_set.title,
+        "challenges": [c["slug"] for c in challenge_set.challenges],
+        "mode": default_mode,
+        "points": f"{sum(c['points'] for c in challenge_set.challenges):g}",
+        "exam_minutes": str((modes.get("exam") or {}).get("set_time_limit_s", 900) // 60),
+    }
+    error = ""
+    if request.method == "POST":
+        if _too_large(request, SMALL_FORM_LIMIT_BYTES):
+            return error_page(request, "The form is too large.", 413)
+        form = {
+            "title": request.POST.get("title", "").strip()[:200],
+            "challenges": request.POST.getlist("challenges")[:100],
+            "mode": request.POST.get("mode", ""),
+            "points": request.POST.get("points", "").strip(),
+            "exam_minutes": request.POST.get("exam_minutes", "").strip(),
+        }
+        try:
+            points = float(form["points"]) if form["points"] else None
+            whole_set = modes.get(form["mode"], {}).get("timer") == "whole_set"
+            minutes = int(form["exam_minutes"]) if whole_set and form["exam_minutes"] else None
+        except ValueError:
+            error = "Points and minutes must be numbers."
+        else:
+            try:
+                draft = services.create_placement_draft(
+                    registration=Registration.objects.get(pk=session["registration_pk"]),
+                    context=Context.objects.filter(pk=session.get("context_pk")).first(),
+                    created_by=LtiUser.objects.filter(pk=session.get("lti_user_pk")).first(),
+                    challenge_slugs=form["challenges"],
+                    mode_slug=form["mode"],
+                    points=points,
+                    title=form["title"],
+                    set_time_limit_s=minutes * 60 if minutes is not None else None,
+                    challenge_set=challenge_set,
+                )
+            except QuizError as exc:
+                error = exc.message
+            else:
+                item = DeepLinkItem(
+                    title=draft.title,
+                    custom={"placement": str(draft.uuid)},
+                    score_maximum=draft.points if draft.is_graded else None,
+                    label=draft.title,
+                    resource_id=str(draft.uuid),
+                    tag="resnet-challenges",
+                    text=modes[draft.mode_slug]["description"],
+                )
+                return deep_linking_response(request, launch_id, [item])
+    return render(
+        request,
+        "quizzes/deep_link.html",
+        {"launch_id": launch_id, "challenge_set": challenge_set, "modes": modes, "form": form, "error": error},
+        status=400 if error else 200,
+    )
+
+
+# --- Student player ---------------------------------------------------------------------------------------------
+
+
+@require_GET
+@launch_required
+def player(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+    """The student's overview: start, the list of challenges with their status, finish."""
+    placement = _placement(resource_link_pk, launch)
+    attempt = queries.current_attempt(placement, launch.lti_user_pk)
+    if attempt is not None and not attempt.is_finished:
+        attempt = services.refresh_attempt(attempt)
+    if attempt is not None and attempt.is_finished and not placement.rules.get("restartable"):
+        return redirect(reverse("quizzes:summary", kwargs={"resource_link_pk": resource_link_pk}))
+    rows = []
+    if attempt is not None and not attempt.is_finished:
+        now = timezone.now()
+        rows = [queries.question_view(attempt, state, now) for state in attempt.states.order_by("position")]
+    challenges = [placement.challenge_set.challenge(slug) for slug in placement.challenge_slugs]
+    return render(
+        request,
+        "quizzes/player.html",
+        {
+            "placement": placement,
+            "rl": resource_link_pk,
+            "attempt": attempt,
+            "rows": rows,
+            "challenges": challenges,
+            "rules": placement.rules,
+            "badge": placement.challenge_set.content.get("badge"),
+            "finished_before": attempt is not None and attempt.is_finished,
+        },
+    )
+
+
+@require_POST
+@launch_required
+def start(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+    placement = _placement(resource_link_pk, launch)
+    try:
+        attempt = services.start_attempt(placement, _user(launch))
+    except QuizError as exc:
+        return _quiz_error(request, exc)
+    first = attempt.states.order_by("position").first()
+    target = _question_url(resource_link_pk, first.slug) if first else reverse(
+        "quizzes:player", kwargs={"resource_link_pk": resource_link_pk}
+    )
+    return redirect(target, permanent=False)
+
+
+def _open_attempt_or_none(placement: Placement, launch: LaunchInfo) -> Attempt | None:
+    attempt = queries.current_attempt(placement, launch.lti_user_pk)
+    if attempt is not None and not attempt.is_finished:
+        attempt = services.refresh_attempt(attempt)
+    return attempt
+
+
+@require_GET
+@launch_required
+def question(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, slug: str) -> HttpResponse:
+    """One challenge. With per-question timers the clock starts only when the student presses Start (a POST)."""
+    placement = _placement(resource_link_pk, launch)
+    if slug not in placement.challenge_slugs:
+        return error_page(request, "That challenge is not part of this activity.", 404)
+    attempt = _open_attempt_or_none(placement, launch)
+    if attempt is None:
+        return redirect(reverse("quizzes:player", kwargs={"resource_link_pk": resource_link_pk}))
+    state = attempt.states.get(slug=slug)
+    if state.first_shown_at is None and not attempt.is_finished:
+        if placement.rules.get("timer") == "per_question":
+            return _render_question(request, placement, attempt, state, resource_link_pk, not_started=True)
+        state = services.show_question(attempt, slug)
+        attempt.refresh_from_db()
+    return _render_question(request, placement, attempt, state, resource_link_pk)
+
+
+def _render_question(
+    request: HttpRequest,
+    placement: Placement,
+    attempt: Attempt,
+    state: QuestionState,
+    resource_link_pk: int,
+    *,
+    not_started: bool = False,
+    status: int = 200,
+    error: str = "",
+    code: str | None = None,
+) -> HttpResponse:
+    view = queries.question_view(attempt, state)
+    slugs = placement.challenge_slugs
+    index = slugs.index(state.slug)
+    latest_code = view.code_answers[-1].submission.code if view.code_answers else view.starter_code
+    curves = None
+    submissions = []
+    for code_answer in view.code_answers:
+        submission = code_answer.submission
+        show_result = view.feedback_visible and not code_answer.is_pending
+        submissions.append(
+            {
+                "answer": code_answer,
+                "submission": submission,
+                "show_result": show_result,
+                "status_url": _grading_status_url(submission.pk) if code_answer.is_pending else "",
+                "curves": queries.loss_curves(submission.artifacts) if show_result else None,
+            }
+        )
+        if show_result:
+            curves = submissions[-1]["curves"] or curves
+    return render(
+        request,
+        "quizzes/question.html",
+        {
+            "placement": placement,
+            "rules": placement.rules,
+            "rl": resource_link_pk,
+            "attempt": attempt,
+            "q": view,
+            "challenge": view.challenge,
+            "not_started": not_started,
+            "index": index + 1,
+            "count": len(slugs),
+            "previous_slug": slugs[index - 1] if index > 0 else "",
+            "next_slug": slugs[index + 1] if index + 1 < len(slugs) else "",
+            "code_text": code if code is not None else latest_code,
+            "submissions": submissions,
+            "curves": curves,
+            "error": error,
+            "clock_url": reverse("quizzes:clock", kwargs={"resource_link_pk": resource_link_pk, "slug": state.slug}),
+        },
+        status=status,
+    )
+
+
+def _post_guard(request: HttpRequest, placement: Placement, launch: LaunchInfo, slug: str, limit: int) -> Attempt:
+    if _too_large(request, limit):
+        raise _TooLarge()
+    if slug not in placement.challenge_slugs:
+        raise services.NotFound("That challenge is not part of this activity.")
+    return _posted_attempt(request, placement, launch)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _answer_view(handler: Any, limit: int = SMALL_FORM_LIMIT_BYTES) -> Any:
+    """Wrap a POST handler: size limit, attempt ownership, QuizError -> 4xx page, success -> back to the question."""
+
+    @require_POST
+    @launch_required
+    def view(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, slug: str) -> HttpResponse:
+        placement = _placement(resource_link_pk, launch)
+        try:
+            attempt = _post_guard(request, placement, launch, slug, limit)
+            response = handler(request, attempt, slug)
+        except _TooLarge:
+            return error_page(request, "The submitted form is too large; nothing was stored.", 413)
+        except QuizError as exc:
+            return _quiz_error(request, exc)
+        return response or redirect(_question_url(resource_link_pk, slug))
+
+    view.__name__ = handler.__name__
+    view.__doc__ = handler.__doc__
+    return view
+
+
+def _open(request: HttpRequest, attempt: Attempt, slug: str) -> None:
+    """Start the question's clock (first show)."""
+    services.show_question(attempt, slug)
+
+
+def _answer(request: HttpRequest, attempt: Attempt, slug: str) -> None:
+    """Submit a choice."""
+    choice = request.POST.get("choice")
+    if not choice:
+        raise services.InvalidInput("Choose one of the options before submitting.")
+    if len(choice) > 8:
+        raise services.InvalidInput("That is not one of this question's options.")
+    services.submit_answer(attempt, slug, choice)
+
+
+def _hint(request: HttpRequest, attempt: Attempt, slug: str) -> None:
+    """Reveal the hint."""
+    services.take_hint(attempt, slug)
+
+
+def _code(request: HttpRequest, attempt: Attempt, slug: str) -> None:
+    """Submit code for grading."""
+    code = request.POST.get("code")
+    if code is None:
+        raise services.InvalidInput("The form is missing the code field.")
+    services.submit_code(attempt, slug, code.replace("\r\n", "\n"))
+
+
+open_question = _answer_view(_open)
+answer = _answer_view(_answer)
+hint = _answer_view(_hint)
+code = _answer_view(_code, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+
+@require_GET
+@launch_required
+def clock(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, slug: str) -> JsonResponse:
+    """The server's clock for one question (for countdowns in other tabs); never contains answers."""
+    placement = _placement(resource_link_pk, launch)
+    attempt = _open_attempt_or_none(placement, launch)
+    if attempt is None or slug not in placement.challenge_slugs:
+        return JsonResponse({"error": "not found"}, status=404)
+    state = attempt.states.get(slug=slug)
+    view = queries.question_view(attempt, state)
+    return JsonResponse(
+        {
+            "remaining_s": view.remaining_s,
+            "status": view.status,
+            "attempts_left": view.attempts_left,
+            "can_answer": view.can_answer,
+            "attempt_finished": attempt.is_finished,
+        }
+    )
+
+
+@require_POST
+@launch_required
+def finish(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+    placement = _placement(resource_link_pk, launch)
+    if _too_large(request, SMALL_FORM_LIMIT_BYTES):
+        return error_page(request, "The submitted form is too large; nothing was stored.", 413)
+    try:
+        attempt = _posted_attempt(request, placement, launch)
+        services.finish_attempt(attempt)
+    except QuizError as exc:
+        return _quiz_error(request, exc)
+    return redirect(reverse("quizzes:summary", kwargs={"resource_link_pk": resource_link_pk}))
+
+
+@require_GET
+@launch_required
+def summary(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+    """Score, time used, attempts and badge of the student's latest attempt."""
+    placement = _placement(resource_link_pk, launch)
+    attempt = queries.current_attempt(placement, launch.lti_user_pk)
+    if attempt is None:
+        return redirect(reverse("quizzes:player", kwargs={"resource_link_pk": resource_link_pk}))
+    attempt = services.refresh_attempt(attempt)
+    now = timezone.now()
+    rows = [queries.question_view(attempt, state, now) for state in attempt.states.order_by("position")]
+    for row in rows:
+        row.state.attempt = attempt
+        row.time_used = queries.time_used_s(row.state, now)  # type: ignore[attr-defined]
+    scaled = attempt.score / attempt.max_score * placement.points if attempt.max_score else 0.0
+    return render(
+        request,
+        "quizzes/summary.html",
+        {
+            "placement": placement,
+            "rl": resource_link_pk,
+            "attempt": attempt,
+            "rows": rows,
+            "time_used": queries.attempt_time_used_s(attempt, now),
+            "scaled": scaled,
+            "feedback_visible": queries.feedback_visible(attempt),
+            "badge": placement.challenge_set.content.get("badge"),
+            "rules": placement.rules,
+        },
+    )
+
+
+# --- Instructor -------------------------------------------------------------------------------------------------
+
+
+@require_GET
+@launch_required
+def dashboard(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+    """Placement settings, results per student and challenge, per-challenge statistics."""
+    if (refused := _staff_only(launch, request)) is not None:
+        return refused
+    placement = _placement(resource_link_pk, launch)
+    now = timezone.now()
+    challenges = [placement.challenge_set.challenge(slug) for slug in placement.challenge_slugs]
+    return render(
+        request,
+        "quizzes/dashboard.html",
+        {
+            "placement": placement,
+            "rl": resource_link_pk,
+            "rules": placement.rules,
+            "challenges": challenges,
+            "rows": queries.results_table(placement, now),
+            "stats": queries.challenge_stats(placement, now),
+            "gradebook_url": _gradebook_url(resource_link_pk),
+            "modes": content.get_modes(),
+            "has_attempts": placement.attempts.exists(),
+        },
+    )
+
+
+@require_POST
+@launch_required
+def placement_settings(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+    """Change mode, challenges or points while nobody has started."""
+    if (refused := _staff_only(launch, request)) is not None:
+        return refused
+    if _too_large(request, SMALL_FORM_LIMIT_BYTES):
+        return error_page(request, "The submitted form is too large; nothing was stored.", 413)
+    placement = _placement(resource_link_pk, launch)
+    try:
+        points_raw = request.POST.get("points", "").strip()
+        minutes_raw = request.POST.get("exam_minutes", "").strip()
+        mode = request.POST.get("mode", "")
+        whole_set = content.get_modes().get(mode, {}).get("timer") == "whole_set"
+        services.update_placement(
+            placement,
+            challenge_slugs=request.POST.getlist("challenges")[:100],
+            mode_slug=mode,
+            points=float(points_raw) if points_raw else None,
+            title=request.POST.get("title", "").strip()[:200],
+            set_time_limit_s=int(minutes_raw) * 60 if whole_set and minutes_raw else None,
+        )
+    except ValueError:
+        return error_page(request, "Points and minutes must be numbers.", 400)
+    except QuizError as exc:
+        return _quiz_error(request, exc)
+    return redirect(reverse("quizzes:dashboard", kwargs={"resource_link_pk": resource_link_pk}))
+
+
+def _student_page(
+    request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, lti_user_pk: int, template: str
+) -> HttpResponse:
+    if (refused := _staff_only(launch, request)) is not None:
+        return refused
+    placement = _placement(resource_link_pk, launch)
+    student = LtiUser.objects.filter(pk=lti_user_pk).first()
+    if student is None or student.registration_id != launch.registration_pk:
+        return error_page(request, "There is no such student.", 404)
+    attempts = queries.student_history(placement, lti_user_pk)
+    now = timezone.now()
+    for attempt in attempts:
+        for state in attempt.states.all():
+            state.attempt = attempt
+            state.time_used = queries.time_used_s(state, now)
+            state.challenge = placement.challenge_set.challenge(state.slug) or {}
+            for code_answer in state.code_answers.all():
+                code_answer.curves = queries.loss_curves(code_answer.submission.artifacts)
+    from quizzes.models import Accommodation
+
+    return render(
+        request,
+        template,
+        {
+            "placement": placement,
+            "rl": resource_link_pk,
+            "student": student,
+            "attempts": attempts,
+            "accommodation": Accommodation.objects.filter(placement=placement, lti_user=student).first(),
+            "gradebook_url": _gradebook_url(resource_link_pk),
+        },
+    )
+
+
+@require_GET
+@launch_required
+def student(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, lti_user_pk: int) -> HttpResponse:
+    """One student's history: answers, submitted code, grader feedback; the accommodation form."""
+    return _student_page(request, resource_link_pk, launch, lti_user_pk, "quizzes/student.html")
+
+
+@require_GET
+@launch_required
+def review(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, lti_user_pk: int) -> HttpResponse:
+    """Submission review (LtiSubmissionReviewRequest): the instructor's view of one student's work."""
+    return _student_page(request, resource_link_pk, launch, lti_user_pk, "quizzes/student.html")
+
+
+@require_POST
+@launch_required
+def accommodation(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, lti_user_pk: int) -> HttpResponse:
+    """Grant extra time (multiplier) and/or extra attempts to one student."""
+    if (refused := _staff_only(launch, request)) is not None:
+        return refused
+    if _too_large(request, SMALL_FORM_LIMIT_BYTES):
+        return error_page(request, "The submitted form is too large; nothing was stored.", 413)
+    placement = _placement(resource_link_pk, launch)
+    student = LtiUser.objects.filter(pk=lti_user_pk).first()
+    if student is None or student.registration_id != launch.registration_pk:
+        return error_page(request, "There is no such student.", 404)
+    try:
+        services.grant_accommodation(
+            placement,
+            student,
+            time_multiplier=request.POST.get("time_multiplier", "1") or "1",
+            extra_attempts=request.POST.get("extra_attempts", "0") or "0",
+            granted_by=LtiUser.objects.filter(pk=launch.lti_user_pk).first(),
+            note=request.POST.get("note", ""),
+        )
+    except QuizError as exc:
+        return _quiz_error(request, exc)
+    return redirect(
+        reverse("quizzes:student", kwargs={"resource_link_pk": resource_link_pk, "lti_user_pk": lti_user_pk})
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+@launch_required
+def export_csv(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+    """Results as CSV: one row per student attempt and challenge."""
+    if (refused := _staff_only(launch, request)) is not None:
+        return refused
+    placement = _placement(resource_link_pk, launch)
+    writer = csv.writer(_Echo())
+    body = "".join(writer.writerow(row) for row in queries.csv_rows(placement))
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="results-{resource_link_pk}.csv"'
+    return response

@@ -1,0 +1,88 @@
+/* Countdown from the server's remaining time (data-remaining, in seconds, computed by the server at render).
+ * The server is the judge: this only displays the time, re-syncs with the server when the tab becomes visible
+ * again, and at zero submits a chosen answer (accepted within the server's grace period) or locks the form.
+ * Announces time to screen readers sparingly: at one minute, ten seconds and zero. */
+(function () {
+  "use strict";
+
+  function format(seconds) {
+    var h = Math.floor(seconds / 3600);
+    var m = Math.floor((seconds % 3600) / 60);
+    var s = seconds % 60;
+    var mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
+  }
+
+  function announce(text) {
+    var region = document.getElementById("timer-announce");
+    if (region) { region.textContent = text; }
+  }
+
+  function lock(form) {
+    form.querySelectorAll("input:not([type=hidden]), textarea, button, select").forEach(function (el) {
+      if (el.tagName === "TEXTAREA") { el.readOnly = true; } else { el.disabled = true; }
+    });
+    form.classList.add("locked");
+  }
+
+  function start(el) {
+    var initial = parseInt(el.getAttribute("data-remaining"), 10);
+    if (isNaN(initial)) { return; }
+    var end = Date.now() + initial * 1000;
+    var valueEl = el.querySelector(".timer-value") || el;
+    var lockSelector = el.getAttribute("data-lock");
+    var form = lockSelector ? document.querySelector(lockSelector) : null;
+    var clockUrl = el.getAttribute("data-clock-url");
+    var announced = {};
+    var done = false;
+
+    function expire() {
+      done = true;
+      announce("Time is up.");
+      el.classList.add("timer-done");
+      if (form) {
+        var chosen = form.querySelector("input[type=radio]:checked");
+        var textarea = form.querySelector("textarea");
+        var edited = textarea && !textarea.readOnly && textarea.value !== textarea.defaultValue;
+        if ((chosen || edited) && !form.getAttribute("data-submitted")) {
+          form.setAttribute("data-submitted", "1");
+          form.submit();
+          return;
+        }
+        lock(form);
+      }
+      // Show the server's verdict once its grace period is over.
+      window.setTimeout(function () { window.location.reload(); }, 6500);
+    }
+
+    function tick() {
+      if (done) { return; }
+      var left = Math.max(0, Math.round((end - Date.now()) / 1000));
+      valueEl.textContent = format(left);
+      el.classList.toggle("timer-low", left <= 30);
+      [60, 10].forEach(function (mark) {
+        if (left <= mark && initial > mark && !announced[mark]) {
+          announced[mark] = true;
+          announce(mark === 60 ? "One minute left." : "Ten seconds left.");
+        }
+      });
+      if (left === 0) { expire(); } else { window.setTimeout(tick, 250); }
+    }
+
+    if (clockUrl) {
+      document.addEventListener("visibilitychange", function () {
+        if (document.hidden || done) { return; }
+        fetch(clockUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (data) {
+            if (data && typeof data.remaining_s === "number") { end = Date.now() + data.remaining_s * 1000; }
+            if (data && data.can_answer === false && !done) { window.location.reload(); }
+          })
+          .catch(function () { /* offline: keep the local countdown */ });
+      });
+    }
+    tick();
+  }
+
+  document.querySelectorAll("[data-countdown]").forEach(start);
+})();
