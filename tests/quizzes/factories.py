@@ -54,7 +54,9 @@ def instructor_for(resource_link: ResourceLink, **kwargs: Any) -> LtiUser:
     return user
 
 
-def launch_info(resource_link: ResourceLink, user: LtiUser, *, staff: bool = False, custom: dict | None = None) -> LaunchInfo:
+def launch_info(
+    resource_link: ResourceLink, user: LtiUser, *, staff: bool = False, custom: dict | None = None
+) -> LaunchInfo:
     return LaunchInfo(
         launch_id=str(uuid.uuid4()),
         message_type="LtiResourceLinkRequest",
