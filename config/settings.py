@@ -255,6 +255,10 @@ GRADING_MEMORY_MB = env_int("GRADING_MEMORY_MB", 2048)
 GRADING_GPU_MEMORY_FRACTION = env_float("GRADING_GPU_MEMORY_FRACTION", 0.25)
 GRADING_OUTPUT_LIMIT_BYTES = env_int("GRADING_OUTPUT_LIMIT_BYTES", 1_048_576)
 GRADING_CODE_LIMIT_BYTES = env_int("GRADING_CODE_LIMIT_BYTES", 65_536)
+# The sweeper re-enqueues submissions still queued (or in error) after this many seconds, and gives up on one
+# whose worker died GRADING_MAX_DELIVERIES times.
+GRADING_REQUEUE_AFTER_S = env_float("GRADING_REQUEUE_AFTER_S", 120.0)
+GRADING_MAX_DELIVERIES = env_int("GRADING_MAX_DELIVERIES", 5)
 
 # --- Metrics: web processes serve /metrics; a Celery worker serves its own on this port when set (0: off) ---------
 METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0)

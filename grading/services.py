@@ -1,1 +1,280 @@
-"""Domain verbs of code grading: validate, then act, inside transaction.atomic."""
+"""Domain verbs of code grading: validate, then act, inside transaction.atomic.
+
+The life of a submission: `submit_code` stores it (status queued) and enqueues `grading.tasks.grade_submission`
+on the `gpu` queue after commit. A worker calls `grade_submission_now`: `begin_grading` marks it running (once per
+delivery), a warm sandbox runs the code and the challenge's probe, the judge scores the measurements against the
+reference solution's, and `finish_grading` writes the final result once and sends `submission_graded` inside
+that transaction. `requeue_stale` re-enqueues what the broker lost or whose worker died.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config import metrics
+from grading.judging import ChecksError, CheckSuite, load_suite
+from grading.models import CodeSubmission
+from grading.signals import submission_graded
+
+log = logging.getLogger(__name__)
+Status = CodeSubmission.Status
+
+
+# --- submitting ---------------------------------------------------------------------------------------------------
+
+
+def submit_code(
+    *, challenge_slug: str, code: str, challenge_version: str | None = None, lti_user: Any = None
+) -> CodeSubmission:
+    """Store a submission and queue its grading on the `gpu` queue once the transaction commits.
+
+    Raises ValidationError (the caller answers 4xx) for empty or oversized code or an unknown challenge.
+    """
+    from quizzes.content import ChallengeNotFound, get_code_challenge
+
+    if not isinstance(code, str) or not code.strip():
+        raise ValidationError("The code is empty.")
+    limit = settings.GRADING_CODE_LIMIT_BYTES
+    if len(code.encode("utf-8", errors="surrogatepass")) > limit:
+        raise ValidationError(f"The code is larger than {limit // 1024} KiB.")
+    if "\x00" in code:
+        raise ValidationError("The code contains a NUL character.")
+    if not isinstance(challenge_slug, str) or len(challenge_slug) > 100:
+        raise ValidationError("Unknown code challenge.")
+    try:
+        spec = get_code_challenge(challenge_slug, challenge_version)
+    except ChallengeNotFound as exc:
+        raise ValidationError(f"Unknown code challenge {challenge_slug!r}.") from exc
+    with transaction.atomic():
+        submission = CodeSubmission.objects.create(
+            challenge_slug=spec.slug, challenge_version=spec.version, code=code, lti_user=lti_user
+        )
+        transaction.on_commit(lambda: enqueue(submission.pk))
+    return submission
+
+
+def enqueue(submission_id: Any) -> None:
+    """Send the grading task to the broker (the database row already exists: the broker may lose it, we won't)."""
+    from grading.tasks import grade_submission
+
+    try:
+        grade_submission.apply_async(args=[str(submission_id)], queue="gpu")
+    except Exception:  # noqa: BLE001 - the broker is down: the sweeper re-enqueues from the database
+        log.exception("could not enqueue grading of %s; the sweeper will retry", submission_id)
+
+
+# --- grading ------------------------------------------------------------------------------------------------------
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{__import__('os').getpid()}"[:255]
+
+
+def begin_grading(submission_id: Any, *, worker: str = "") -> CodeSubmission | None:
+    """Mark a submission running for this delivery; None when it is final already (a repeated delivery) or gone."""
+    with transaction.atomic():
+        submission = CodeSubmission.objects.select_for_update().filter(pk=submission_id).first()
+        if submission is None or submission.is_final:
+            return None
+        submission.status = Status.RUNNING
+        submission.started_at = timezone.now()
+        submission.deliveries += 1
+        submission.worker = worker or worker_name()
+        submission.save(update_fields=["status", "started_at", "deliveries", "worker"])
+        return submission
+
+
+def finish_grading(
+    submission_id: Any,
+    *,
+    status: str,
+    checks: list[dict[str, Any]] | None = None,
+    score: float | None = None,
+    max_score: float | None = None,
+    feedback: str = "",
+    artifacts: dict[str, Any] | None = None,
+    device: str = "",
+) -> bool:
+    """Write the final result once (graded/failed) and send `submission_graded` in the same transaction.
+
+    Returns False (and changes nothing) when another delivery already finished it.
+    """
+    if status not in {Status.GRADED, Status.FAILED}:
+        raise ValueError(f"not a final status: {status}")
+    with transaction.atomic():
+        submission = CodeSubmission.objects.select_for_update().get(pk=submission_id)
+        if submission.is_final:
+            return False
+        now = timezone.now()
+        submission.status = status
+        submission.checks = checks or []
+        submission.score = score
+        submission.max_score = max_score
+        submission.feedback = feedback[:4000]
+        submission.artifacts = artifacts or {}
+        submission.device = device[:32]
+        submission.finished_at = now
+        if submission.started_at is None:
+            submission.started_at = now
+        submission.save()
+        submission_graded.send(sender=CodeSubmission, submission=submission)
+        transaction.on_commit(lambda: _observe(status, (now - submission.queued_at).total_seconds()))
+    return True
+
+
+def _observe(status: str, latency_s: float) -> None:
+    metrics.GRADINGS.labels(status=status).inc()
+    metrics.GRADING_LATENCY.observe(max(0.0, latency_s))
+
+
+def mark_error(submission_id: Any, message: str) -> None:
+    """Our fault (sandbox unavailable, broken checks): not final, not the student's; the sweeper retries it later."""
+    with transaction.atomic():
+        submission = CodeSubmission.objects.select_for_update().get(pk=submission_id)
+        if submission.is_final:
+            return
+        submission.status = Status.ERROR
+        submission.feedback = message[:4000]
+        submission.save(update_fields=["status", "feedback"])
+    metrics.GRADINGS.labels(status=Status.ERROR).inc()
+    log.error("grading of %s could not run: %s", submission_id, message)
+
+
+_reference_cache: dict[tuple[str, str, str, str], Any] = {}
+_reference_lock = threading.Lock()
+
+
+def reference_measurements(spec: Any, suite: CheckSuite, pool: Any) -> Any:
+    """The reference solution's measurements for this challenge version (one sandbox run per worker, cached).
+
+    They never enter a student's sandbox: they live in this (trusted) worker process only.
+    """
+    if not suite.needs_reference:
+        return None
+    device = pool._config().device
+    key = (spec.slug, spec.version, suite.digest, device)
+    with _reference_lock:
+        if key in _reference_cache:
+            return _reference_cache[key]
+        if not spec.solution_source.strip():
+            raise ChecksError(f"challenge {spec.slug} has no reference solution")
+        sandbox = pool.lease()
+        try:
+            outcome = sandbox.run(spec.solution_source, suite.probe_source, timeout_s=max(spec.timeout_s, 60.0))
+        finally:
+            pool.returned()
+        if outcome.status != "ok":
+            raise ChecksError(f"the reference solution of {spec.slug} failed in the sandbox: {outcome.reason}")
+        _reference_cache[key] = outcome.measurements
+        return outcome.measurements
+
+
+def _score(checks: list[dict[str, Any]], points: float) -> float:
+    max_points = sum(c["max_points"] for c in checks) or 1.0
+    return round(points * sum(c["points"] for c in checks) / max_points, 4)
+
+
+def _summary(checks: list[dict[str, Any]]) -> str:
+    passed = sum(1 for c in checks if c["passed"])
+    return f"{passed} of {len(checks)} checks passed."
+
+
+def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = "") -> CodeSubmission | None:
+    """Grade one submission here and now (the Celery task and `grade_file` call this). Idempotent by id."""
+    from grading.pool import get_pool
+    from grading.sandbox import SandboxConfig, SandboxError, SandboxUnavailable, check_available
+    from quizzes.content import ChallengeNotFound, get_code_challenge
+
+    submission = begin_grading(submission_id, worker=worker)
+    if submission is None:
+        return None
+    try:
+        check_available(SandboxConfig.from_settings())
+        spec = get_code_challenge(submission.challenge_slug, submission.challenge_version)
+        if not spec.checks_source.strip():
+            raise ChecksError(f"challenge {spec.slug} has no hidden checks")
+        suite = load_suite(spec.checks_source)
+        pool = pool or get_pool()
+        reference = reference_measurements(spec, suite, pool)
+        sandbox = pool.lease()
+        try:
+            outcome = sandbox.run(submission.code, suite.probe_source, timeout_s=spec.timeout_s)
+        finally:
+            pool.returned()
+    except (SandboxUnavailable, SandboxError, ChecksError, ChallengeNotFound, OSError) as exc:
+        mark_error(submission.pk, f"Grading is unavailable right now ({exc}). Your code was kept and will be "
+                   "graded when it is back.")
+        return CodeSubmission.objects.get(pk=submission.pk)
+
+    max_score = spec.points
+    if outcome.status == "ok":
+        try:
+            checks = suite.judge(outcome.measurements, reference)
+        except ChecksError as exc:
+            mark_error(submission.pk, f"Grading is unavailable right now ({exc}).")
+            return CodeSubmission.objects.get(pk=submission.pk)
+        score = _score(checks, max_score)
+        finish_grading(
+            submission.pk, status=Status.GRADED, checks=checks, score=score, max_score=max_score,
+            feedback=_summary(checks), artifacts=suite.artifacts(outcome.measurements), device=outcome_device(pool),
+        )
+    else:
+        checks = [
+            {"name": title, "passed": False, "points": 0.0, "max_points": float(weight), "feedback": outcome.reason}
+            for _key, title, weight in suite.namespace["CHECKS"]
+        ]
+        finish_grading(
+            submission.pk, status=Status.FAILED, checks=checks, score=0.0, max_score=max_score,
+            feedback=outcome.reason, device=outcome_device(pool),
+        )
+    return CodeSubmission.objects.get(pk=submission.pk)
+
+
+def outcome_device(pool: Any) -> str:
+    try:
+        return pool._config().device
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+# --- the sweeper --------------------------------------------------------------------------------------------------
+
+
+def requeue_stale(*, now: Any = None, queued_after_s: float | None = None, limit: int = 200) -> list[str]:
+    """Re-enqueue submissions the broker lost or whose worker died; returns their ids.
+
+    - queued (or error: our fault) for longer than GRADING_REQUEUE_AFTER_S;
+    - running for longer than the longest a grading can take (sandbox timeout + warm-up + margin): its worker is
+      gone (a live worker's sandbox is killed at the timeout, so it cannot still be running).
+    A re-enqueued submission that a live worker finishes first is a no-op on the second delivery.
+    """
+    now = now or timezone.now()
+    queued_after = settings.GRADING_REQUEUE_AFTER_S if queued_after_s is None else queued_after_s
+    running_after = settings.GRADING_TIMEOUT_S * 2 + 300 if queued_after_s is None else queued_after_s
+    stale = CodeSubmission.objects.filter(
+        Q(status__in=[Status.QUEUED, Status.ERROR], queued_at__lt=now - timedelta(seconds=queued_after))
+        | Q(status=Status.RUNNING, started_at__lt=now - timedelta(seconds=running_after))
+    )
+    max_deliveries = settings.GRADING_MAX_DELIVERIES
+    # Started again and again and never finished: its workers died each time. Give up with a clear reason.
+    for pk in stale.filter(status=Status.RUNNING, deliveries__gte=max_deliveries).values_list("pk", flat=True)[:limit]:
+        finish_grading(pk, status=Status.FAILED, score=0.0, feedback=(
+            f"Grading stopped {max_deliveries} times without a result (the process running it died each time); "
+            "the submission was not graded."))
+    ids = [str(pk) for pk in stale.filter(deliveries__lt=max_deliveries).order_by("queued_at")
+           .values_list("pk", flat=True)[:limit]]
+    for pk in ids:
+        enqueue(pk)
+    if ids:
+        log.info("re-enqueued %d stale submissions", len(ids))
+    return ids

@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401
+"""URLs of the grading app (mounted at /grading/)."""
+
+from django.urls import path
+
+from grading import views
 
 app_name = "grading"
-urlpatterns: list = []
+urlpatterns = [
+    path("submissions/<uuid:submission_id>/status.json", views.status, name="status"),
+]

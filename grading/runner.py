@@ -1,0 +1,167 @@
+"""The program inside each sandbox. Never imported by the tool: grading.sandbox sends this file's text to a fresh
+interpreter (`python -I -S -c <this source> <config json>`) that runs under bubblewrap as an unprivileged user.
+
+Life of one sandbox (single use):
+1. import torch, make the device ready (CUDA: per-process memory fraction), warm the kernels on a generic workload
+   (no reference solution is ever loaded here: nothing of a correct answer is left in memory for the submission
+   to find);
+2. report READY on the result channel (an inherited pipe) and wait for one job on stdin;
+3. lower the rlimits, run the submission's code, then the challenge's probe (the measuring half of its checks);
+4. write exactly one result frame and leave with os._exit(0).
+
+The result holds measurements only: the verdict is made outside, by the worker's judge, against the reference
+solution's measurements that never enter this process. Printing, patching or forging here cannot pass a check.
+"""
+
+import json
+import os
+import resource
+import struct
+import sys
+import time
+
+_write = os.write
+_dumps = json.dumps
+_pack = struct.pack
+_exit = os._exit
+MAX_JOB_BYTES = 4 * 1024 * 1024
+
+
+def _send(fd, obj):
+    data = _dumps(obj).encode()
+    buf = memoryview(_pack(">I", len(data)) + data)
+    while buf:
+        n = _write(fd, buf)
+        buf = buf[n:]
+
+
+def _read_exact(fd, n):
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(fd, min(1 << 20, n - got))
+        if not chunk:
+            raise EOFError("the grader closed the job channel")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_job():
+    (n,) = struct.unpack(">I", _read_exact(0, 4))
+    if n > MAX_JOB_BYTES:
+        raise ValueError("job too large")
+    return json.loads(_read_exact(0, n))
+
+
+def _warm(torch, device):
+    """Run the kinds of kernels the checks use (conv 1x1/3x3 with stride, batch norm, ReLU, linear, tanh, SGD)."""
+    nn = torch.nn
+    torch.manual_seed(0)
+    for cin, cout, stride, size in ((16, 16, 1, 8), (16, 32, 2, 9), (64, 16, 1, 6), (32, 64, 2, 7)):
+        net = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+            nn.Conv2d(cout, cout, 1), nn.BatchNorm2d(cout), nn.ReLU(),
+        ).to(device)
+        x = torch.randn(2, cin, size, size, device=device, requires_grad=True)
+        net(x).pow(2).mean().backward()
+        net.eval()
+        with torch.no_grad():
+            net(x)
+    mlp = nn.Sequential(*[nn.Sequential(nn.Linear(32, 32), nn.Tanh()) for _ in range(4)], nn.Linear(32, 1)).to(device)
+    opt = torch.optim.SGD(mlp.parameters(), lr=0.01)
+    x = torch.randn(256, 32, device=device)
+    for _ in range(3):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(mlp(x), torch.zeros(256, 1, device=device))
+        loss.backward()
+        opt.step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _limit(cfg):
+    """Rlimits for the submission's phase (hard limits too: the submission cannot raise them again)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = int(used.ru_utime + used.ru_stime + cfg["cpu_s"]) + 1
+    limits = [
+        (resource.RLIMIT_CPU, cpu, cpu + 2),
+        (resource.RLIMIT_FSIZE, cfg["fsize_bytes"], cfg["fsize_bytes"]),
+        (resource.RLIMIT_NPROC, cfg["nproc"], cfg["nproc"]),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
+    open_fds = len(os.listdir("/proc/self/fd"))
+    limits.append((resource.RLIMIT_NOFILE, open_fds + cfg["nofile"], open_fds + cfg["nofile"]))
+    if cfg.get("address_space_bytes"):
+        with open("/proc/self/statm") as f:
+            vm_now = int(f.read().split()[0]) * resource.getpagesize()
+        limits.append((resource.RLIMIT_AS, vm_now + cfg["address_space_bytes"], vm_now + cfg["address_space_bytes"]))
+    for which, soft, hard in limits:
+        resource.setrlimit(which, (soft, hard))
+
+
+def _where(exc):
+    """The submission's own line number for an exception (only frames of the submission, never ours)."""
+    line = None
+    if isinstance(exc, SyntaxError) and exc.filename == "submission.py":
+        line = exc.lineno
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "submission.py":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    result_fd = int(cfg["result_fd"])
+    sys.path[:0] = cfg["paths"]
+    t0 = time.perf_counter()
+    import torch
+
+    device = cfg["device"]
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    if device == "cuda":
+        torch.cuda.set_device(0)
+        if cfg.get("gpu_fraction"):
+            torch.cuda.set_per_process_memory_fraction(float(cfg["gpu_fraction"]), 0)
+        torch.zeros(1, device="cuda")
+    _warm(torch, device)
+    _send(result_fd, {"ready": True, "device": device, "warm_s": time.perf_counter() - t0})
+
+    job = _read_job()
+    code, probe_source = job["code"], job["probe"]
+    job = None
+    # Nothing more comes from the worker: the submission reads an empty stdin.
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    _limit(cfg)
+
+    import builtins
+
+    ns = {"__name__": "submission", "__builtins__": builtins}
+    t1 = time.perf_counter()
+    try:
+        exec(compile(code, "submission.py", "exec"), ns)  # noqa: S102 - the sandbox exists to run this
+    except BaseException as exc:  # noqa: BLE001 - any failure of the submission's own code is its result
+        _send(result_fd, {"ok": False, "phase": "load", "error": type(exc).__name__,
+                          "message": str(exc)[:500], "line": _where(exc)})
+        _exit(0)
+    try:
+        pns = {"__name__": "probe", "__builtins__": builtins}
+        exec(compile(probe_source, "probe.py", "exec"), pns)  # noqa: S102 - the challenge's measuring half
+        measurements = pns["probe"](ns, device)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        _send(result_fd, {"ok": True, "measurements": measurements, "check_s": time.perf_counter() - t1})
+    except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit or a CUDA error raised by the submission
+        oom = "out of memory" in str(exc).lower()
+        _send(result_fd, {"ok": False, "phase": "check", "error": type(exc).__name__, "oom": oom,
+                          "line": _where(exc)})
+    _exit(0)
+
+
+if __name__ == "__main__":
+    main()
