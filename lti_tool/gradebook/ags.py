@@ -7,6 +7,7 @@ outbox needs it: transport failures, 5xx, 429 (with its Retry-After) and rate-li
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -18,6 +19,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import jwt
 import requests
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.cache import cache
 
@@ -142,7 +144,13 @@ def client_assertion(registration: Registration) -> str:
         "exp": now + ASSERTION_LIFETIME_S,
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, key.private_key_pem, algorithm="RS256", headers={"kid": key.kid})
+    return jwt.encode(claims, _private_key(key.kid, key.private_key_pem), algorithm="RS256", headers={"kid": key.kid})
+
+
+@functools.lru_cache(maxsize=8)
+def _private_key(kid: str, pem: str) -> Any:
+    # Parsing (and checking) an RSA key costs tens of milliseconds; a key never changes under its kid.
+    return serialization.load_pem_private_key(pem.encode(), password=None)
 
 
 def access_token(registration: Registration, scopes: tuple[str, ...], *, refresh: bool = False) -> str:
