@@ -92,14 +92,15 @@ MIDDLEWARE = [
     # /healthz, /readyz and /metrics answer here, before host checks and the HTTPS redirect (probes use pod IPs).
     "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Cookies that survive LMS iframes (SameSite=None; Secure; Partitioned over HTTPS) and the CSP frame-ancestors.
+    # Above the session and CSRF middleware so its response phase sees the cookies they set.
+    "lti_tool.middleware.LtiFrameMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    # Cookies that survive LMS iframes (SameSite=None; Secure; Partitioned over HTTPS) and the CSP frame-ancestors.
-    "lti_tool.middleware.LtiFrameMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.cache import cache
 
 from lti_tool import validation as v
+from lti_tool.models import Deployment, Registration
 from tests.factories import DeploymentFactory, RegistrationFactory
 
 TOOL_BASE = "http://testserver"
@@ -171,20 +172,36 @@ class TestPlatform:
 
     __test__ = False
 
-    def __init__(self, stub: StubPlatform, key: PlatformKey, issuer: str, client_id: str, deployment_id: str):
+    def __init__(
+        self,
+        stub: StubPlatform,
+        key: PlatformKey,
+        issuer: str,
+        client_id: str,
+        deployment_id: str,
+        registration: Registration | None = None,
+    ):
         self.stub = stub
         self.key = key
         self.issuer = issuer
         self.client_id = client_id
         self.deployment_id = deployment_id
-        self.registration = RegistrationFactory(
-            issuer=issuer,
-            client_id=client_id,
-            auth_login_url=stub.url + "/auth",
-            auth_token_url=stub.url + "/token",
-            key_set_url=stub.url + "/jwks",
-        )
-        self.deployment = DeploymentFactory(registration=self.registration, deployment_id=deployment_id)
+        if registration is None:
+            registration = RegistrationFactory(
+                issuer=issuer,
+                client_id=client_id,
+                auth_login_url=stub.url + "/auth",
+                auth_token_url=stub.url + "/token",
+                key_set_url=stub.url + "/jwks",
+            )
+            DeploymentFactory(registration=registration, deployment_id=deployment_id)
+        self.registration = registration
+        self.deployment = Deployment.objects.filter(registration=registration, deployment_id=deployment_id).first()
+
+    @classmethod
+    def from_registration(cls, stub: StubPlatform, key: PlatformKey, registration: Registration, deployment_id: str):
+        """Launch through a registration the tool made itself (Dynamic Registration)."""
+        return cls(stub, key, registration.issuer, registration.client_id, deployment_id, registration=registration)
 
     # --- OIDC login through the tool ---
     def login(self, client, *, method: str = "get", **extra: str) -> tuple[str, str]:
