@@ -1,0 +1,412 @@
+"""The student player and the instructor pages over HTTP (session launch established directly)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from quizzes import content, services
+from quizzes.models import Accommodation, Answer, Attempt, Placement, QuestionState
+from tests.factories import ResourceLinkFactory
+from tests.quizzes.factories import PlacementFactory, establish_launch, instructor_for, student_for
+
+pytestmark = pytest.mark.django_db
+
+FIRST = "why-skip-connections"
+FIRST_TEXT = "To allow gradients to flow directly and avoid vanishing gradient problems in very deep networks."
+
+
+def url(name: str, rl, **kwargs) -> str:
+    return reverse(f"quizzes:{name}", kwargs={"resource_link_pk": rl.pk, **kwargs})
+
+
+@pytest.fixture
+def csrf_client() -> Client:
+    return Client(enforce_csrf_checks=True)
+
+
+def _player(mode: str = "timed", slugs=None, client: Client | None = None):
+    placement = PlacementFactory(mode=mode, slugs=slugs)
+    rl = placement.resource_link
+    user = student_for(rl)
+    client = client or Client()
+    establish_launch(client, rl, user)
+    return placement, rl, user, client
+
+
+def _csrf(client: Client, page_url: str) -> str:
+    page = client.get(page_url).content.decode()
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+
+def _started(mode="timed", slugs=None):
+    placement, rl, user, client = _player(mode, slugs)
+    client.post(url("start", rl))
+    attempt = Attempt.objects.get(placement=placement, lti_user=user)
+    return placement, rl, user, client, attempt
+
+
+def _open(client, rl, attempt, slug=FIRST):
+    return client.post(url("open_question", rl, slug=slug), {"attempt": attempt.pk})
+
+
+# --- Launch and access ------------------------------------------------------------------------------------------
+
+
+def test_a_student_launch_lands_on_the_player_and_an_instructor_on_the_dashboard():
+    placement = PlacementFactory()
+    rl = placement.resource_link
+    student, teacher = Client(), Client()
+    establish_launch(student, rl, student_for(rl))
+    establish_launch(teacher, rl, instructor_for(rl), staff=True)
+    assert student.get(url("launch", rl))["Location"] == url("player", rl)
+    assert teacher.get(url("launch", rl))["Location"] == url("dashboard", rl)
+
+
+def test_pages_refuse_a_session_that_did_not_launch_the_link():
+    placement = PlacementFactory()
+    response = Client().get(url("player", placement.resource_link))
+    assert response.status_code == 403
+    assert b"launch the activity again" in response.content
+
+
+def test_a_link_never_configured_gets_the_whole_set_in_timed_mode():
+    rl = ResourceLinkFactory()
+    client = Client()
+    establish_launch(client, rl, student_for(rl))
+    assert client.get(url("launch", rl)).status_code == 302
+    placement = Placement.objects.get(resource_link=rl)
+    assert placement.mode_slug == "timed"
+    assert placement.challenge_slugs == [c["slug"] for c in content.current_set().challenges]
+    assert len(placement.challenge_slugs) == 9
+
+
+def test_students_cannot_open_instructor_pages():
+    placement, rl, user, client = _player()
+    for name in ("dashboard", "export_csv"):
+        assert client.get(url(name, rl)).status_code == 403
+    assert client.get(url("student", rl, lti_user_pk=user.pk)).status_code == 403
+    response = client.post(url("accommodation", rl, lti_user_pk=user.pk), {"time_multiplier": "3"})
+    assert response.status_code == 403
+    assert not Accommodation.objects.exists()
+
+
+# --- Playing ----------------------------------------------------------------------------------------------------
+
+
+def test_the_player_lists_all_nine_challenges_and_starts_an_attempt():
+    placement, rl, user, client = _player()
+    page = client.get(url("player", rl)).content.decode()
+    for challenge in content.current_set().challenges:
+        assert challenge["title"].replace("'", "&#x27;") in page
+    response = client.post(url("start", rl))
+    assert response.status_code == 302 and response["Location"] == url("question", rl, slug=FIRST)
+
+
+def test_a_timed_question_is_not_shown_until_its_clock_is_started():
+    placement, rl, user, client, attempt = _started()
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert "Start question" in page and FIRST_TEXT not in page
+    assert attempt.states.get(slug=FIRST).first_shown_at is None
+    _open(client, rl, attempt)
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert FIRST_TEXT in page
+    assert "Attempts: <strong>2</strong> left" in page
+    assert re.search(r'data-remaining="1[12]\d"', page)
+
+
+def test_each_option_is_a_radio_input_with_a_label_holding_its_text():
+    placement, rl, user, client, attempt = _started()
+    _open(client, rl, attempt)
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    for key in "ABCD":
+        assert f'<input type="radio" name="choice" id="choice-{key}" value="{key}" required>' in page
+        assert f'<label for="choice-{key}">' in page
+    assert re.search(r'<label for="choice-A"><span class="key">A</span> ' + re.escape(FIRST_TEXT) + "</label>", page)
+
+
+def test_the_remaining_time_comes_from_the_server_and_survives_a_reload():
+    placement, rl, user, client, attempt = _started()
+    _open(client, rl, attempt)
+    QuestionState.objects.filter(attempt=attempt, slug=FIRST).update(
+        deadline=timezone.now() + timedelta(seconds=42)
+    )
+    for _ in range(2):
+        page = client.get(url("question", rl, slug=FIRST)).content.decode()
+        remaining = int(re.search(r'data-remaining="(\d+)"', page).group(1))
+        assert 38 <= remaining <= 42
+    clock = client.get(url("clock", rl, slug=FIRST)).json()
+    assert 38 <= clock["remaining_s"] <= 42 and clock["can_answer"] is True
+
+
+def test_answer_keys_and_explanations_never_reach_the_browser_before_the_question_is_finished():
+    placement, rl, user, client, attempt = _started()
+    challenge = content.current_set().challenge(FIRST)
+    _open(client, rl, attempt)
+    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "B"})
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    clock = client.get(url("clock", rl, slug=FIRST)).content.decode()
+    for text in (page, clock):
+        assert challenge["explanation"][:60] not in text
+        assert "Correct answer" not in text
+        assert "correct-answer" not in text and 'data-answer' not in text
+    assert "not correct" in page
+    # Finished: now the answer and the explanation are shown.
+    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "C"})
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert "Correct answer: <strong>A</strong>" in page
+    assert challenge["explanation"][:60] in page
+
+
+def test_exam_answers_are_revealed_only_after_the_exam_closes():
+    placement, rl, user, client, attempt = _started("exam", slugs=[FIRST, "skip-block-output-shape"])
+    client.get(url("question", rl, slug=FIRST))
+    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "B"})
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert "recorded" in page and "not correct" not in page and "Correct answer" not in page
+    assert "Answered" in page and "No attempts left" not in page
+    client.post(url("finish", rl), {"attempt": attempt.pk})
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert "Correct answer: <strong>A</strong>" in page and "not correct" in page
+
+
+def test_the_first_seed_question_answered_with_gradients_flowing_is_correct():
+    placement, rl, user, client, attempt = _started()
+    _open(client, rl, attempt)
+    response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "A"})
+    assert response.status_code == 302
+    state = attempt.states.get(slug=FIRST)
+    assert state.status == QuestionState.Status.CORRECT and state.points == 1
+
+
+def test_two_wrong_answers_exhaust_the_question_and_lock_the_form():
+    placement, rl, user, client, attempt = _started()
+    _open(client, rl, attempt)
+    for choice in "BC":
+        client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": choice})
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert "No attempts left" in page and "<fieldset disabled>" in page and "Submit answer" not in page
+    response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "A"})
+    assert response.status_code == 409 and b"This question is finished" in response.content
+
+
+def test_an_answer_after_the_deadline_is_refused_with_a_clear_message():
+    placement, rl, user, client, attempt = _started()
+    _open(client, rl, attempt)
+    QuestionState.objects.filter(attempt=attempt, slug=FIRST).update(deadline=timezone.now() - timedelta(seconds=10))
+    response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "A"})
+    assert response.status_code == 409
+    assert b"Time is up for this question" in response.content
+    assert not Answer.objects.exists()
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert "Time ran out" in page
+
+
+def test_hints_are_revealed_on_request():
+    placement, rl, user, client, attempt = _started()
+    _open(client, rl, attempt)
+    hint = content.current_set().challenge(FIRST)["hint"]
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert hint not in page and "Show hint" in page and "costs 0.1" in page
+    client.post(url("hint", rl, slug=FIRST), {"attempt": attempt.pk})
+    assert hint in client.get(url("question", rl, slug=FIRST)).content.decode()
+
+
+def test_the_summary_shows_score_time_attempts_and_badge():
+    mc = ["why-skip-connections", "skip-block-output-shape", "channel-mismatch-block", "skip-loss-curves",
+          "debug-skip-connection"]
+    placement, rl, user, client, attempt = _started(slugs=mc)
+    for slug, key in zip(mc, "ADCBA", strict=True):
+        _open(client, rl, attempt, slug)
+        client.post(url("answer", rl, slug=slug), {"attempt": attempt.pk, "choice": key})
+    response = client.get(url("player", rl))
+    assert response["Location"] == url("summary", rl)
+    page = client.get(url("summary", rl)).content.decode()
+    assert "<strong>5.00</strong> of 5 points" in page
+    assert "ResNet Mastery Badge" in page and "badge-earned" in page
+    assert "Time used" in page and "Attempts used" in page
+
+
+def test_code_challenges_are_a_form_with_a_textarea_holding_the_starter_code():
+    placement, rl, user, client, attempt = _started(slugs=["resnet-block-projection"])
+    _open(client, rl, attempt, "resnet-block-projection")
+    page = client.get(url("question", rl, slug="resnet-block-projection")).content.decode()
+    assert '<textarea id="code-input" name="code"' in page and '<label for="code-input">' in page
+    assert "class ResNetBlock(nn.Module):" in page
+    assert "ResNetBlock(64, 128)(torch.randn(1, 64, 32, 32)).shape == (1, 128, 32, 32)" in page
+    spec = content.get_code_challenge("resnet-block-projection")
+    if spec.solution_source.strip():
+        assert spec.solution_source.strip().splitlines()[-1] not in page
+
+
+# --- Tampering --------------------------------------------------------------------------------------------------
+
+
+def test_an_option_not_in_the_question_is_refused_and_nothing_is_stored():
+    placement, rl, user, client, attempt = _started()
+    _open(client, rl, attempt)
+    for choice in ("E", "AA", "<script>", "x" * 500):
+        response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": choice})
+        assert response.status_code == 400
+    assert b"not one of this question" in response.content
+    assert not Answer.objects.exists() and attempt.states.get(slug=FIRST).attempts_used == 0
+
+
+def test_someone_elses_attempt_is_refused():
+    placement, rl, user, client, attempt = _started()
+    other = student_for(rl)
+    other_attempt = services.start_attempt(placement, other)
+    services.show_question(other_attempt, FIRST)
+    response = client.post(url("answer", rl, slug=FIRST), {"attempt": other_attempt.pk, "choice": "B"})
+    assert response.status_code == 403 and b"That attempt is not yours" in response.content
+    assert not Answer.objects.exists()
+
+
+def test_missing_fields_are_refused():
+    placement, rl, user, client, attempt = _started()
+    _open(client, rl, attempt)
+    assert client.post(url("answer", rl, slug=FIRST), {"choice": "A"}).status_code == 400
+    response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk})
+    assert response.status_code == 400 and b"Choose one of the options" in response.content
+    assert client.post(url("code", rl, slug=FIRST), {"attempt": attempt.pk}).status_code == 400
+    assert not Answer.objects.exists()
+
+
+def test_a_challenge_outside_the_placement_is_not_found():
+    placement, rl, user, client, attempt = _started(slugs=[FIRST])
+    assert client.get(url("question", rl, slug="bottleneck-block")).status_code == 404
+    response = client.post(url("answer", rl, slug="skip-block-output-shape"), {"attempt": attempt.pk, "choice": "D"})
+    assert response.status_code == 404
+
+
+def test_megabytes_of_text_are_refused_before_anything_is_stored():
+    placement, rl, user, client, attempt = _started(slugs=["resnet-block-projection"])
+    _open(client, rl, attempt, "resnet-block-projection")
+    big = "x = 1\n" * 400_000  # 2.4 MB
+    response = client.post(url("code", rl, slug="resnet-block-projection"), {"attempt": attempt.pk, "code": big})
+    assert response.status_code == 413 and b"too large" in response.content
+    medium = "# padding\n" * 10_000  # 100 KB: under the request limit, over the code limit
+    response = client.post(url("code", rl, slug="resnet-block-projection"), {"attempt": attempt.pk, "code": medium})
+    assert response.status_code == 400 and b"larger than 64 KiB" in response.content
+    response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "A" * 100_000})
+    assert response.status_code == 413
+    assert attempt.states.get(slug="resnet-block-projection").attempts_used == 0
+
+
+def test_forms_are_csrf_protected(csrf_client):
+    placement, rl, user, client = _player(client=csrf_client)
+    assert csrf_client.post(url("start", rl)).status_code == 403
+    assert not Attempt.objects.exists()
+    token = _csrf(csrf_client, url("player", rl))
+    assert csrf_client.post(url("start", rl), {"csrfmiddlewaretoken": token}).status_code == 302
+
+
+def test_get_is_not_allowed_on_answer_endpoints():
+    placement, rl, user, client, attempt = _started()
+    assert client.get(url("answer", rl, slug=FIRST)).status_code == 405
+
+
+# --- Instructor -------------------------------------------------------------------------------------------------
+
+
+def _class_with_results():
+    placement = PlacementFactory(mode="timed", slugs=[FIRST, "skip-block-output-shape"])
+    rl = placement.resource_link
+    alice, bob = student_for(rl, name="Alice"), student_for(rl, name="Bob")
+    for user, choices in ((alice, ["A"]), (bob, ["B", "C"])):
+        attempt = services.start_attempt(placement, user)
+        services.show_question(attempt, FIRST)
+        for choice in choices:
+            services.submit_answer(attempt, FIRST, choice)
+    teacher = Client()
+    establish_launch(teacher, rl, instructor_for(rl), staff=True)
+    return placement, rl, alice, bob, teacher
+
+
+def test_the_dashboard_shows_settings_results_and_statistics():
+    placement, rl, alice, bob, teacher = _class_with_results()
+    page = teacher.get(url("dashboard", rl)).content.decode()
+    assert "Timed challenge" in page and placement.challenge_set.version in page
+    assert "Alice" in page and "Bob" in page
+    assert "Correct" in page and "No attempts left" in page
+    assert "50%" in page  # one of two students correct on the first question
+    assert "B (1×)" in page  # the most chosen wrong option (tie between B and C broken alphabetically)
+    assert reverse("lti_tool:gradebook_status", kwargs={"resource_link_pk": rl.pk}) in page
+
+
+def test_one_students_history_and_an_accommodation():
+    placement, rl, alice, bob, teacher = _class_with_results()
+    page = teacher.get(url("student", rl, lti_user_pk=bob.pk)).content.decode()
+    assert "Attempt 1 at" in page and "<strong>B</strong> — not correct" in page
+    token_page = teacher.get(url("student", rl, lti_user_pk=bob.pk))
+    assert token_page.status_code == 200
+    response = teacher.post(
+        url("accommodation", rl, lti_user_pk=bob.pk), {"time_multiplier": "1.5", "extra_attempts": "1"}
+    )
+    assert response.status_code == 302
+    accommodation = Accommodation.objects.get(placement=placement, lti_user=bob)
+    assert (accommodation.time_multiplier, accommodation.extra_attempts) == (1.5, 1)
+    bad = teacher.post(url("accommodation", rl, lti_user_pk=bob.pk), {"time_multiplier": "50"})
+    assert bad.status_code == 400 and b"between 1 and 10" in bad.content
+    assert Accommodation.objects.get(pk=accommodation.pk).time_multiplier == 1.5
+
+
+def test_the_review_launch_shows_the_students_work():
+    placement, rl, alice, bob, teacher = _class_with_results()
+    response = teacher.get(reverse("quizzes:review", kwargs={"resource_link_pk": rl.pk, "lti_user_pk": alice.pk}))
+    assert response.status_code == 200 and b"Alice" in response.content
+
+
+def test_a_student_of_another_platform_is_not_found():
+    placement, rl, alice, bob, teacher = _class_with_results()
+    stranger = student_for(ResourceLinkFactory())
+    assert teacher.get(url("student", rl, lti_user_pk=stranger.pk)).status_code == 404
+    response = teacher.post(url("accommodation", rl, lti_user_pk=stranger.pk), {"time_multiplier": "2"})
+    assert response.status_code == 404
+
+
+def test_the_csv_export_has_a_row_per_student_and_challenge():
+    placement, rl, alice, bob, teacher = _class_with_results()
+    response = teacher.get(url("export_csv", rl))
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert len(rows) == 4
+    alice_first = next(r for r in rows if r["student"] == "Alice" and r["challenge"] == FIRST)
+    assert alice_first["status"] == "correct" and float(alice_first["points"]) == 1.0
+    bob_first = next(r for r in rows if r["student"] == "Bob" and r["challenge"] == FIRST)
+    assert bob_first["status"] == "exhausted" and bob_first["attempts_used"] == "2"
+
+
+def test_the_csv_export_neutralises_formulas():
+    placement, rl, alice, bob, teacher = _class_with_results()
+    alice.name = "=HYPERLINK(\"http://evil\")"
+    alice.save()
+    body = teacher.get(url("export_csv", rl)).content.decode()
+    assert "'=HYPERLINK" in body
+
+
+def test_settings_can_change_until_a_student_starts():
+    placement = PlacementFactory(mode="timed")
+    rl = placement.resource_link
+    teacher = Client()
+    establish_launch(teacher, rl, instructor_for(rl), staff=True)
+    response = teacher.post(
+        url("settings", rl),
+        {"mode": "exam", "challenges": [FIRST, "debug-skip-connection"], "points": "20", "exam_minutes": "10"},
+    )
+    assert response.status_code == 302
+    placement.refresh_from_db()
+    assert placement.mode_slug == "exam" and placement.rules["set_time_limit_s"] == 600 and placement.points == 20
+    assert placement.challenge_slugs == [FIRST, "debug-skip-connection"]
+    services.start_attempt(placement, student_for(rl))
+    response = teacher.post(url("settings", rl), {"mode": "practice", "challenges": [FIRST]})
+    assert response.status_code == 409
+    placement.refresh_from_db()
+    assert placement.mode_slug == "exam"
