@@ -225,8 +225,16 @@ if PRODUCTION and GRADEBOOK_RETRY_BUDGET_S < 24 * 3600:
 # Unset: the filesystem transport (no server; works across the local processes of `make demo`).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
 _BROKER_DIR = Path(env("CELERY_FILESYSTEM_BROKER_DIR", str(BASE_DIR / ".cache" / "broker")))
+if CELERY_BROKER_URL.startswith("filesystem"):
+    for _folder in (_BROKER_DIR / "processed", _BROKER_DIR / "control"):
+        _folder.mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"data_folder_in": str(_BROKER_DIR), "data_folder_out": str(_BROKER_DIR), "processed_folder": str(_BROKER_DIR)}
+    {
+        "data_folder_in": str(_BROKER_DIR),
+        "data_folder_out": str(_BROKER_DIR),
+        "processed_folder": str(_BROKER_DIR / "processed"),
+        "control_folder": str(_BROKER_DIR / "control"),
+    }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 3600)}
 )
