@@ -150,3 +150,19 @@ def test_deep_linking_creates_an_activity_students_can_launch(dev_lms):
     tool_link = ResourceLink.objects.get(resource_link_id=link.link_id)
     assert tool_link.custom == link.custom
     assert tool_link.lineitem_url == dev_lms.platform.lineitem_url(link.line_item, dev_lms.tool)
+
+
+def test_the_demo_command_registers_and_installs_the_tool_once(dev_lms):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("devlms_register_tool", tool_url=dev_lms.base_url, style="moodle", stdout=out)
+    assert "Registered by Dynamic Registration (moodle)" in out.getvalue()
+    tool = services.current_tool()
+    assert tool is not None and tool.style == "moodle"
+    assert Registration.objects.filter(issuer=dev_lms.issuer, client_id=tool.client_id).exists()
+    call_command("devlms_register_tool", tool_url=dev_lms.base_url, stdout=out)
+    assert "Already registered" in out.getvalue()
+    assert_launched(dev_lms.launch(user="student5"), dev_lms)
