@@ -20,21 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Frame, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.browser.support import ACTION_TIMEOUT_MS, EXPECT_TIMEOUT_MS, PHONE_VIEWPORT
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-# Pages render on a shared 2-core machine next to other test processes: generous, but bounded, waits.
-ACTION_TIMEOUT_MS = 15_000
-EXPECT_TIMEOUT_MS = 10_000
-
-# The accessibility bar: WCAG 2.1 level A and AA rules; serious and critical violations fail the test.
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-BLOCKING_IMPACTS = frozenset({"serious", "critical"})
-
-PHONE_VIEWPORT = {"width": 375, "height": 667}
 
 
 # --- failure artifacts -------------------------------------------------------------------------------------------
@@ -119,7 +110,11 @@ def _new_context(browser: Browser, live_server: Any, **kwargs: Any) -> BrowserCo
 
 def _watch(page: Page, log: list[str]) -> None:
     """Collect console errors and uncaught page errors (CSP violations land here)."""
-    page.on("console", lambda msg: log.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
+    def on_console(msg: Any) -> None:
+        if msg.type == "error":
+            log.append(f"console.error: {msg.text} ({msg.location.get('url', '')})")
+
+    page.on("console", on_console)
     page.on("pageerror", lambda exc: log.append(f"pageerror: {exc}"))
 
 
@@ -162,51 +157,3 @@ def _finish(request: pytest.FixtureRequest, context: BrowserContext) -> None:
         for index, open_page in enumerate(context.pages):
             save_artifacts(open_page, stem if index == 0 else f"{stem}.page{index}")
     context.close()
-
-
-# --- helpers the tests call ------------------------------------------------------------------------------------------
-
-
-def assert_accessible(target: Page | Frame, where: str, *, exclude: list[str] | None = None) -> None:
-    """Run axe-core (WCAG 2.1 A/AA rules) on a page or frame; fail on serious or critical violations.
-
-    The failure message names each rule, its impact, the help URL and every offending element with axe's own
-    explanation, so the report can be handed to whoever owns the template.
-    """
-    options: dict[str, Any] = {
-        "runOnly": {"type": "tag", "values": WCAG_TAGS},
-        "resultTypes": ["violations"],
-        # Frames are checked separately (each needs axe injected); don't let the parent page report on them.
-        "iframes": False,
-    }
-    context = {"exclude": [[selector] for selector in exclude]} if exclude else None
-    results = Axe().run(target, context=context, options=options).response
-    blocking = [v for v in results["violations"] if v.get("impact") in BLOCKING_IMPACTS]
-    if blocking:
-        lines = [f"{len(blocking)} serious/critical WCAG 2.1 A/AA violation(s) on {where} ({target.url}):"]
-        for violation in blocking:
-            lines.append(f"- {violation['id']} [{violation['impact']}]: {violation['help']} ({violation['helpUrl']})")
-            for node in violation["nodes"][:10]:
-                lines.append(f"    at {', '.join(map(str, node['target']))}: {node['html'][:200]}")
-                summary = (node.get("failureSummary") or "").replace("\n", " ")
-                if summary:
-                    lines.append(f"      {summary[:400]}")
-        pytest.fail("\n".join(lines), pytrace=False)
-
-
-def tool_frame(page: Page, *, selector: str = "iframe") -> Frame:
-    """The content frame of the dev LMS iframe that holds the tool, once it has loaded something."""
-    handle = page.locator(selector).first.element_handle(timeout=ACTION_TIMEOUT_MS)
-    frame = handle.content_frame()
-    assert frame is not None, "the iframe has no content frame"
-    frame.wait_for_load_state()
-    return frame
-
-
-def has_horizontal_scroll(target: Page | Frame) -> bool:
-    """True when the document is wider than its viewport (content that forces sideways scrolling on a phone)."""
-    return bool(
-        target.evaluate(
-            "() => document.documentElement.scrollWidth > document.documentElement.clientWidth + 1"
-        )
-    )
