@@ -32,6 +32,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -312,6 +313,7 @@ class Sandbox:
         self._out_bytes = 0
         self._res_eof = False
         self._out_eof = False
+        self._close_lock = threading.Lock()
 
     # --- start -------------------------------------------------------------------------------------------------
     def command(self, result_fd: int) -> list[str]:
@@ -475,7 +477,9 @@ class Sandbox:
                 self.proc.stdin.close()
             except (BrokenPipeError, OSError):
                 pass  # it died already: the exit status below says why
-            while not (self._res_eof and self._out_eof):
+            # The result is taken as soon as one whole frame has arrived: the verdict is the judge's (outside), so
+            # nothing after it matters, and the process is torn down in the background instead of on our time.
+            while not self._frames and not self._res_eof:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     killed_for = "timeout"
@@ -484,25 +488,31 @@ class Sandbox:
                 if self._out_bytes > self.cfg.output_limit_bytes:
                     killed_for = "output"
                     break
-                if self._res_eof and self.proc.poll() is not None:
-                    break
+            if self._frames and not killed_for:
+                return self._outcome(0, "", False, time.monotonic() - t0, timeout)
+            # No result: the process ended (or closed the channel), or we stop it now. Find out why.
             if killed_for:
                 self._kill()
             try:
                 exit_code = self.proc.wait(timeout=max(0.5, deadline - time.monotonic()) if not killed_for else 5)
             except subprocess.TimeoutExpired:
-                killed_for = killed_for or "timeout"
+                killed_for = "timeout"
                 self._kill()
                 exit_code = self.proc.wait(timeout=5)
-            # Drain what is left (a fast exit can leave bytes in the pipes).
-            for _ in range(20):
+            for _ in range(20):  # drain what is left (a fast exit can leave bytes in the pipes)
                 if self._res_eof and self._out_eof:
                     break
                 self._pump(0.05)
+            if self._out_bytes > self.cfg.output_limit_bytes:
+                killed_for = "output"
             oom = bool(self.cgroups and self.cgroups.oom_killed())
             return self._outcome(exit_code, killed_for, oom, time.monotonic() - t0, timeout)
         finally:
-            self.close()
+            self.retire()
+
+    def retire(self) -> None:
+        """Tear the used sandbox down in the background (killing it and removing its cgroups takes a while)."""
+        threading.Thread(target=self.close, name="sandbox-teardown", daemon=True).start()
 
     def _outcome(self, exit_code: int, killed_for: str, oom: bool, wall: float, timeout: float) -> Outcome:
         base = {"wall_s": wall, "output_bytes": self._out_bytes, "exit_code": exit_code,
@@ -517,7 +527,7 @@ class Sandbox:
         if oom:
             return Outcome("failed", f"Your code used more than the memory limit of {self.cfg.memory_mb} MB and "
                            "was stopped.", **base)
-        if exit_code != 0:
+        if not self._frames and exit_code != 0:
             sig = exit_code - 128 if exit_code > 128 else (-exit_code if exit_code < 0 else 0)
             if sig == signal.SIGXCPU:
                 return Outcome("failed", "Your code used more CPU time than allowed and was stopped.", **base)
@@ -532,7 +542,7 @@ class Sandbox:
         if not frames:
             return Outcome("failed", "Your code ended the process before the checks finished (exit(), os._exit() "
                            "or a crash): no result was produced.", **base)
-        if len(frames) > 1 or frames[0].get("malformed"):
+        if frames[0].get("malformed"):
             return Outcome("failed", "Something other than the grader wrote to the grader's result channel: the "
                            "result was discarded.", **base)
         frame = frames[0]
@@ -561,7 +571,11 @@ class Sandbox:
             self.cgroups.kill_all()
 
     def close(self) -> None:
-        """Kill whatever is left of the sandbox and release its cgroups and pipes."""
+        """Kill whatever is left of the sandbox and release its cgroups and pipes (idempotent, thread-safe)."""
+        with self._close_lock:
+            self._close()
+
+    def _close(self) -> None:
         self._kill()
         if self.proc is not None:
             try:

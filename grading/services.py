@@ -179,6 +179,17 @@ def reference_measurements(spec: Any, suite: CheckSuite, pool: Any) -> Any:
         return outcome.measurements
 
 
+_specs: dict[tuple[str, str], Any] = {}
+
+
+def _spec(loader: Any, slug: str, version: str) -> Any:
+    """A challenge version's spec (immutable: a stored version never changes), cached per worker process."""
+    key = (slug, version)
+    if key not in _specs:
+        _specs[key] = loader(slug, version)
+    return _specs[key]
+
+
 def _score(checks: list[dict[str, Any]], points: float) -> float:
     max_points = sum(c["max_points"] for c in checks) or 1.0
     return round(points * sum(c["points"] for c in checks) / max_points, 4)
@@ -200,7 +211,7 @@ def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = 
         return None
     try:
         check_available(SandboxConfig.from_settings())
-        spec = get_code_challenge(submission.challenge_slug, submission.challenge_version)
+        spec = _spec(get_code_challenge, submission.challenge_slug, submission.challenge_version)
         if not spec.checks_source.strip():
             raise ChecksError(f"challenge {spec.slug} has no hidden checks")
         suite = load_suite(spec.checks_source)
