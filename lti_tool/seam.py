@@ -8,6 +8,7 @@ module ties state, token, nonce and message checks together in `validate_launch`
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ LOGIN_STATE_TTL_S = 600
 LAUNCH_DATA_TTL_S = 86400
 STATE_COOKIE_PREFIX = "lti1p3-"
 MAX_STATE_CHARS = 200
+# Used nonces are kept until their tokens expire; about one launch in a hundred sweeps the expired rows.
+NONCE_PURGE_PROBABILITY = 0.01
 
 
 # --- ToolConf from the database ---------------------------------------------------------------------------------------
@@ -265,6 +268,8 @@ def validate_launch(request: HttpRequest, *, tool_netlocs: set[str]) -> Validate
     deployment = validation.check_deployment(verified.registration, deployment_id)
     launch_id = uuid.uuid4().hex
     cache.set(LAUNCH_CACHE_PREFIX + launch_id, claims, LAUNCH_DATA_TTL_S)
+    if random.random() < NONCE_PURGE_PROBABILITY:
+        validation.purge_used_nonces()
     return ValidatedLaunch(
         launch_id=launch_id,
         message_type=message_type,

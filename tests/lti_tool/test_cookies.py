@@ -106,7 +106,12 @@ def test_platform_storage_login_and_launch(client, platform):
 
     done = client.post(
         "/lti/launch/",
-        {"id_token": token, "state": state, "lti_storage_target": "post_message_forwarding", "lti_storage_verified": "1"},
+        {
+            "id_token": token,
+            "state": state,
+            "lti_storage_target": "post_message_forwarding",
+            "lti_storage_verified": "1",
+        },
     )
     assert done.status_code == 303
     assert ResourceLink.objects.count() == 1
@@ -117,7 +122,12 @@ def test_storage_claim_does_not_replace_the_cookie_without_storage_at_login(clie
     del client.cookies[seam.STATE_COOKIE_PREFIX + state]
     response = client.post(
         "/lti/launch/",
-        {"id_token": platform.id_token(nonce), "state": state, "lti_storage_target": "_parent", "lti_storage_verified": "1"},
+        {
+            "id_token": platform.id_token(nonce),
+            "state": state,
+            "lti_storage_target": "_parent",
+            "lti_storage_verified": "1",
+        },
     )
     assert response.status_code == 400
     assert "state_cookie_missing" in response.content.decode()

@@ -169,7 +169,9 @@ def test_get_is_not_a_launch(client, platform):
 
 def test_platform_error_is_shown(client, platform):
     state, _ = platform.login(client)
-    response = client.post("/lti/launch/", {"error": "login_required", "error_description": "no session", "state": state})
+    response = client.post(
+        "/lti/launch/", {"error": "login_required", "error_description": "no session", "state": state}
+    )
     assert_refused(response, "platform_error", 400)
     assert "login_required" in response.content.decode()
 
