@@ -19,8 +19,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q
 
@@ -67,8 +69,14 @@ def _registration_of(resource_link: ResourceLink) -> Registration:
     return resource_link.context.deployment.registration
 
 
-def _is_moodle(registration: Registration) -> bool:
-    return registration.product_family.strip().lower() == "moodle"
+def is_moodle_style(resource_link: ResourceLink) -> bool:
+    """Whether the platform behind this link drops non-final scores the Moodle way: the registration says Moodle,
+    or its AGS URLs carry Moodle's `type_id` query parameter (a Moodle that registered by hand, Moodle-likes)."""
+    registration = _registration_of(resource_link)
+    if registration.product_family.strip().lower() == "moodle":
+        return True
+    urls = (resource_link.lineitem_url, resource_link.context.lineitems_url)
+    return any("type_id=" in urlsplit(url).query for url in urls if url)
 
 
 # --- Recording ----------------------------------------------------------------------------------------------------
@@ -112,7 +120,7 @@ def record_score(
     previous = ScoreUpdate.objects.filter(resource_link=resource_link, lti_user=lti_user).order_by("-timestamp").first()
     now = _now_ms()
     timestamp = now if previous is None else max(now, previous.timestamp + MIN_TIMESTAMP_GAP)
-    skipped = grading_progress != FULLY_GRADED and _is_moodle(registration)
+    skipped = grading_progress != FULLY_GRADED and is_moodle_style(resource_link)
     update = ScoreUpdate.objects.create(
         resource_link=resource_link,
         lti_user=lti_user,
@@ -448,9 +456,12 @@ def resolve_line_item(resource_link: ResourceLink, *, score_maximum: float) -> L
             retryable=False,
         )
     registration = _registration_of(resource_link)
-    with transaction.atomic():
-        # Only one worker finds-or-creates a column for a link at a time (two would create two columns).
-        _advisory_lock(f"gradebook-line-item:{resource_link.pk}")
+    # Only one worker finds-or-creates a column for a link at a time (two would create two columns). The lock is in
+    # the shared cache, not the database: no transaction may stay open while the LMS is talked to.
+    lock = f"gradebook:line-item-lock:{resource_link.pk}"
+    if not cache.add(lock, "1", timeout=int(_lease().total_seconds())):
+        raise ags.ServiceError("Another worker is setting up the gradebook column; trying again shortly.", True)
+    try:
         existing = LineItem.objects.filter(resource_link=resource_link, tag=LINE_ITEM_TAG).first()
         if existing is not None:
             return existing
@@ -473,14 +484,19 @@ def resolve_line_item(resource_link: ResourceLink, *, score_maximum: float) -> L
                 resource_id=str((resource_link.custom or {}).get("placement", ""))[:255],
                 scopes=ags.granted(registration, (ags.SCOPE_LINEITEM,), context.ags_scopes),
             )
-        return LineItem.objects.create(
+        item, _ = LineItem.objects.get_or_create(
             resource_link=resource_link,
             tag=LINE_ITEM_TAG,
-            url=str(found["id"])[:1000],
-            label=str(found.get("label", ""))[:500],
-            score_maximum=_float_or_none(found.get("scoreMaximum")),
-            resource_id=str(found.get("resourceId") or "")[:255],
+            defaults={
+                "url": str(found["id"])[:1000],
+                "label": str(found.get("label", ""))[:500],
+                "score_maximum": _float_or_none(found.get("scoreMaximum")),
+                "resource_id": str(found.get("resourceId") or "")[:255],
+            },
         )
+        return item
+    finally:
+        cache.delete(lock)
 
 
 def _float_or_none(value: Any) -> float | None:
