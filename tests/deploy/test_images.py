@@ -90,3 +90,15 @@ def test_the_web_process_never_imports_torch():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_worker_entry_point_prepares_cgroups_and_then_runs_the_command():
+    steps = _instructions("Dockerfile.worker")
+    entrypoint = [arg for op, arg in steps if op == "ENTRYPOINT"][-1]
+    assert entrypoint == '["/app/deploy/worker-entrypoint.sh"]'
+    script = ROOT / "deploy" / "worker-entrypoint.sh"
+    assert os.access(script, os.X_OK)
+    assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0
+    lines = [line for line in script.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert lines[-1] == 'exec "$@"'  # the CMD (celery) replaces the shell: signals reach Celery directly
+    assert load_compose()["services"]["worker-gpu"]["cgroup"] == "private"
