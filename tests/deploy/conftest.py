@@ -56,7 +56,8 @@ def load_compose() -> dict:
 
 
 def command_of(service: dict) -> list[str]:
-    command = service.get("command", [])
+    """A compose service's or Kubernetes container's command (Kubernetes `args` when the image's entry point runs)."""
+    command = service.get("command") or service.get("args") or []
     return shlex.split(command) if isinstance(command, str) else list(command)
 
 
