@@ -27,9 +27,16 @@ log = logging.getLogger(__name__)
 class WarmPool:
     """Keeps `size` sandboxes started and warm; `lease()` hands out one, exactly once."""
 
-    def __init__(self, size: int, config: Callable[[], SandboxConfig], defer_refill_while_busy: bool | None = None):
+    def __init__(
+        self,
+        size: int,
+        config: Callable[[], SandboxConfig],
+        defer_refill_while_busy: bool | None = None,
+        warmups: list[dict[str, str]] | None = None,
+    ):
         self.size = max(1, int(size))
         self._config = config
+        self.warmups = list(warmups or [])
         self._defer = (os.cpu_count() or 1) <= 2 if defer_refill_while_busy is None else defer_refill_while_busy
         self._cond = threading.Condition()
         self._ready: deque[Sandbox] = deque()
@@ -123,7 +130,7 @@ class WarmPool:
                         return
                     self._cond.wait(1.0)
                 self._warming += 1
-            sb = Sandbox(self._config())
+            sb = Sandbox(self._config(), warmups=self.warmups)
             try:
                 sb.start()
                 sb.wait_ready()
@@ -159,7 +166,9 @@ def get_pool() -> WarmPool:
     global _pool, _pool_pid
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
-            _pool = WarmPool(settings.GRADING_POOL_SIZE, SandboxConfig.from_settings)
+            from grading.services import current_warmups
+
+            _pool = WarmPool(settings.GRADING_POOL_SIZE, SandboxConfig.from_settings, warmups=current_warmups())
             _pool_pid = os.getpid()
             atexit.register(_pool.close)
         return _pool.start()

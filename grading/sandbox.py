@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 RUNNER_PATH = Path(__file__).with_name("runner.py")
 MAX_FRAME_BYTES = 8 * 1024 * 1024
+EOF_GRACE_S = 1.0
 OUTPUT_KEPT_BYTES = 8192
 SANDBOX_UID = 65534
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -298,8 +299,10 @@ class _Cgroups:
 class Sandbox:
     """One single-use sandbox: start() it, wait_ready(), run() one submission, then it is gone."""
 
-    def __init__(self, cfg: SandboxConfig) -> None:
+    def __init__(self, cfg: SandboxConfig, warmups: list[dict[str, str]] | None = None) -> None:
         self.cfg = cfg
+        # [{"code": stand-in source, "probe": probe source}]: run before READY to warm the checks' exact kernels.
+        self.warmups = list(warmups or [])
         self.proc: subprocess.Popen[bytes] | None = None
         self.cgroups: _Cgroups | None = None
         self.ready = False
@@ -375,6 +378,13 @@ class Sandbox:
             os.close(res_w)
         self._res_r = res_r
         os.set_blocking(res_r, False)
+        warm = json.dumps({"warmups": self.warmups}).encode()
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(struct.pack(">I", len(warm)) + warm)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # it died at once: wait_ready reports why
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.started_at = time.monotonic()
@@ -474,6 +484,7 @@ class Sandbox:
             payload = json.dumps({"code": code, "probe": probe_source}).encode()
             try:
                 self.proc.stdin.write(struct.pack(">I", len(payload)) + payload)
+                self.proc.stdin.flush()
                 self.proc.stdin.close()
             except (BrokenPipeError, OSError):
                 pass  # it died already: the exit status below says why
@@ -489,6 +500,11 @@ class Sandbox:
                     killed_for = "output"
                     break
             if self._frames and not killed_for:
+                # The runner closes the channel right after its frame: a second frame before EOF was forged by the
+                # submission. A child process still holding the channel only costs this short grace.
+                grace = min(deadline, time.monotonic() + EOF_GRACE_S)
+                while not self._res_eof and time.monotonic() < grace and len(self._frames) < 2:
+                    self._pump(max(0.0, grace - time.monotonic()))
                 return self._outcome(0, "", False, time.monotonic() - t0, timeout)
             # No result: the process ended (or closed the channel), or we stop it now. Find out why.
             if killed_for:
@@ -542,7 +558,7 @@ class Sandbox:
         if not frames:
             return Outcome("failed", "Your code ended the process before the checks finished (exit(), os._exit() "
                            "or a crash): no result was produced.", **base)
-        if frames[0].get("malformed"):
+        if len(frames) > 1 or frames[0].get("malformed"):
             return Outcome("failed", "Something other than the grader wrote to the grader's result channel: the "
                            "result was discarded.", **base)
         frame = frames[0]

@@ -179,6 +179,26 @@ def reference_measurements(spec: Any, suite: CheckSuite, pool: Any) -> Any:
         return outcome.measurements
 
 
+def current_warmups() -> list[dict[str, str]]:
+    """The current challenges' probes with their warm-up stand-ins (WARMUP_SOURCE in checks.py), for the pool."""
+    from quizzes.content import current_set, spec_from_content
+
+    try:
+        challenge_set = current_set()
+        warmups = []
+        for challenge in challenge_set.challenges:
+            if challenge.get("kind") != "code" or not challenge.get("checks_source"):
+                continue
+            suite = load_suite(spec_from_content(challenge, challenge_set.version).checks_source)
+            standin = suite.namespace.get("WARMUP_SOURCE")
+            if standin:
+                warmups.append({"code": standin, "probe": suite.probe_source})
+        return warmups
+    except Exception:  # noqa: BLE001 - no database or content yet: the generic warm-up still runs
+        log.warning("no challenge warm-ups for the grading pool", exc_info=True)
+        return []
+
+
 _specs: dict[tuple[str, str], Any] = {}
 
 
@@ -219,7 +239,9 @@ def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = 
         reference = reference_measurements(spec, suite, pool)
         sandbox = pool.lease()
         try:
-            outcome = sandbox.run(submission.code, suite.probe_source, timeout_s=spec.timeout_s)
+            # The challenge's own limit, capped by the operator's GRADING_TIMEOUT_S.
+            timeout_s = min(spec.timeout_s or settings.GRADING_TIMEOUT_S, settings.GRADING_TIMEOUT_S)
+            outcome = sandbox.run(submission.code, suite.probe_source, timeout_s=timeout_s)
         finally:
             pool.returned()
     except (SandboxUnavailable, SandboxError, ChecksError, ChallengeNotFound, OSError) as exc:

@@ -17,6 +17,30 @@ SHAPE_CONFIGS = [
     (128, 16, 1, 1, 5, 5),
 ]
 MATCH_CONFIGS = [(32, 16, 2, 2, 7, 7), (64, 16, 1, 2, 6, 6)]
+
+# Warms the sandbox's kernels before a submission arrives. Deliberately not a solution (the shortcut is always a
+# projection and the last ReLU is missing): nothing correct is ever left in a sandbox's memory.
+WARMUP_SOURCE = """
+import torch.nn as nn
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_channels, mid_channels, stride=1):
+        super().__init__()
+        out = 4 * mid_channels
+        self.a = nn.Sequential(nn.Conv2d(in_channels, mid_channels, 1, bias=False), nn.BatchNorm2d(mid_channels),
+                               nn.ReLU(), nn.Conv2d(mid_channels, mid_channels, 3, stride, 1, bias=False),
+                               nn.BatchNorm2d(mid_channels), nn.ReLU(), nn.Conv2d(mid_channels, out, 1, bias=False),
+                               nn.BatchNorm2d(out))
+        self.s = nn.Sequential(nn.Conv2d(in_channels, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        return self.a(x) + self.s(x)
+"""
+
+
 # --- probe: runs inside the sandbox, after the submission has been executed. It measures; it never judges. ---
 SUMMARY_SEED = 9157
 

@@ -10,6 +10,25 @@ import math
 ENTRY = "ResNetBlock"
 # (in_channels, out_channels, N, H, W)
 SHAPE_CONFIGS = [(64, 128, 2, 8, 8), (64, 64, 2, 8, 8), (16, 32, 1, 5, 7), (32, 16, 3, 6, 6), (8, 8, 1, 3, 3)]
+
+# Warms the sandbox's kernels before a submission arrives. Deliberately not a solution (the skip path is always a
+# projection and the last ReLU is missing): nothing correct is ever left in a sandbox's memory.
+WARMUP_SOURCE = """
+import torch.nn as nn
+
+
+class ResNetBlock(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.a = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.b = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.s = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x):
+        return self.b(self.a(x).relu()) + self.s(x)
+"""
+
+
 # --- probe: runs inside the sandbox, after the submission has been executed. It measures; it never judges. ---
 SUMMARY_SEED = 9157
 

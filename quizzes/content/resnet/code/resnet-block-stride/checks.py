@@ -18,6 +18,27 @@ SHAPE_CONFIGS = [
     (32, 16, 1, 3, 6, 6),
 ]
 MATCH_CONFIGS = [(16, 32, 2, 2, 9, 9), (16, 16, 1, 2, 8, 8), (16, 16, 2, 2, 6, 6)]
+
+# Warms the sandbox's kernels before a submission arrives. Deliberately not a solution (the shortcut is always a
+# projection and the last ReLU is missing): nothing correct is ever left in a sandbox's memory.
+WARMUP_SOURCE = """
+import torch.nn as nn
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+                               nn.BatchNorm2d(out_channels), nn.ReLU(),
+                               nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False), nn.BatchNorm2d(out_channels))
+        self.s = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                               nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        return self.a(x) + self.s(x)
+"""
+
+
 # --- probe: runs inside the sandbox, after the submission has been executed. It measures; it never judges. ---
 SUMMARY_SEED = 9157
 

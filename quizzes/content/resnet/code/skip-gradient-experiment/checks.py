@@ -13,6 +13,29 @@ MAX_POINTS_KEPT = 1000
 NEEDS_REFERENCE = False
 
 
+# Warms the sandbox's kernels before a submission arrives. Deliberately not a solution (no skip connections).
+WARMUP_SOURCE = """
+import torch
+import torch.nn as nn
+
+
+def run_experiment(depth, steps, seed):
+    torch.manual_seed(seed)
+    x, y = torch.randn(256, 32), torch.randn(256, 1)
+    net = nn.Sequential(*[nn.Sequential(nn.Linear(32, 32), nn.Tanh()) for _ in range(depth)], nn.Linear(32, 1))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(net(x), y)
+        loss.backward()
+        losses.append(float(loss.detach()))
+        opt.step()
+    g = float(net[0][0].weight.grad.norm())
+    return {"plain": losses, "residual": losses, "plain_grad_norm": g, "residual_grad_norm": g}
+"""
+
+
 def _error(exc):
     return {"error": type(exc).__name__, "message": str(exc)[:300]}
 
