@@ -1,0 +1,179 @@
+"""End to end with a real Celery worker process and the Redis broker: scores reach the development LMS's gradebook
+through `lti_tool.tasks.deliver_score`, survive LMS faults, and survive a worker killed in the middle of a delivery.
+
+The worker is `celery -A config worker -Q default --pool solo` on pytest-django's test database; the test process
+plays the web server (record_score inside a transaction, as the challenge player does) and the platform admin.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+
+from config.celery import app as celery_app
+from lti_tool.gradebook import services
+from lti_tool.gradebook.models import ScoreUpdate
+from lti_tool.models import LtiUser, ResourceLink
+
+pytestmark = pytest.mark.worker
+
+ROOT = Path(__file__).resolve().parents[2]
+State = ScoreUpdate.State
+# Fast retries and a short HTTP timeout, so a test sees many attempts (and a lease that ends) in seconds.
+WORKER_ENV = {
+    "GRADEBOOK_BACKOFF_BASE_S": "0.3",
+    "GRADEBOOK_BACKOFF_CAP_S": "1.5",
+    "LTI_HTTP_TIMEOUT_S": "1.5",
+}
+
+
+class Worker:
+    """One `celery worker` subprocess (optionally with the embedded beat, i.e. the sweeper)."""
+
+    def __init__(self, tmp_path: Path, *, beat: bool = False) -> None:
+        db = connection.settings_dict
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        env = {
+            **os.environ,
+            **WORKER_ENV,
+            # The worker must see the rows the test writes: pytest-django's test database.
+            "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        }
+        env.pop("METRICS_WORKER_PORT", None)
+        self.log = tmp_path / f"worker-{uuid.uuid4().hex[:8]}.log"
+        command = [
+            sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default", "--pool", "solo",
+            "-n", f"gradebook-test-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip",
+            "--without-heartbeat", "-l", "INFO",
+        ]  # fmt: skip
+        if beat:
+            command += ["-B", "-s", str(tmp_path / "beat-schedule")]
+        self.handle = self.log.open("w")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90  # bounded: a busy 2-core machine boots a worker in a few seconds
+        while "ready." not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the worker did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL: no warm shutdown, no acknowledgement, no cleanup (a node lost mid-task)."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.handle.close()
+
+
+@pytest.fixture
+def start_worker(dev_lms, tmp_path):
+    """start_worker(beat=False) -> Worker; every worker started is stopped before the database is flushed."""
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("default")  # messages other tests left for rows that no longer exist
+    workers: list[Worker] = []
+
+    def start(*, beat: bool = False) -> Worker:
+        workers.append(Worker(tmp_path, beat=beat))
+        return workers[-1]
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def launched(dev_lms, user="student1"):
+    result = dev_lms.launch(user=user)
+    assert result.response.status_code == 200, result.response.text[:500]
+    return ResourceLink.objects.order_by("-updated_at").first(), LtiUser.objects.get(sub=dev_lms.sub(user))
+
+
+def record(link, user, score):
+    with transaction.atomic():
+        return services.record_score(
+            resource_link=link,
+            lti_user=user,
+            score_given=score,
+            score_maximum=5.0,
+            activity_progress="Completed",
+            grading_progress="FullyGraded",
+            comment=f"{score:g} of 5",
+        )
+
+
+def state_of(update: ScoreUpdate) -> str:
+    update.refresh_from_db()
+    return update.state
+
+
+def test_a_score_reaches_the_dev_lms_gradebook_through_the_worker(dev_lms, start_worker):
+    dev_lms.register_tool(style="canvas")
+    link, student = launched(dev_lms)
+    start_worker()
+    update = record(link, student, 4.0)
+    assert dev_lms.wait_for(lambda: state_of(update) == State.DELIVERED, timeout=60), update.last_error
+    cell = dev_lms.result(user="student1")
+    assert cell["score_given"] == pytest.approx(80.0) and cell["comment"] == "4 of 5"
+    assert [e["status"] for e in dev_lms.scores(user="student1")] == [200]
+
+
+def test_503_then_429_then_an_unresponsive_lms_end_with_the_right_grade_and_no_duplicates(dev_lms, start_worker):
+    dev_lms.register_tool(style="moodle")
+    link, student = launched(dev_lms)
+    start_worker()
+
+    dev_lms.set_fault("down")  # 503 to everything, until changed
+    first = record(link, student, 2.0)
+    assert dev_lms.wait_for(lambda: dev_lms.fault_hits() >= 3, timeout=60)
+    dev_lms.set_fault("429", seconds=1)  # rate limited, Retry-After: 1
+    second = record(link, student, 4.0)  # a better answer while the LMS is away: this is the grade
+    assert dev_lms.wait_for(lambda: dev_lms.fault_hits() >= 2, timeout=60)
+    dev_lms.set_fault("slow", seconds=2.5)  # answers slower than the tool waits (timeouts)
+    assert dev_lms.wait_for(lambda: dev_lms.fault_hits() >= 2, timeout=60)
+    second.refresh_from_db()
+    assert second.state == State.WAITING and second.attempts >= 1
+
+    dev_lms.clear_faults()
+    assert dev_lms.wait_for(lambda: state_of(second) == State.DELIVERED, timeout=60), second.last_error
+    assert state_of(first) == State.SUPERSEDED
+    assert dev_lms.result(user="student1")["score_given"] == pytest.approx(80.0)
+    accepted = [e for e in dev_lms.scores(user="student1") if e["status"] == 200]
+    assert len(accepted) == 1 and accepted[0]["payload"]["scoreGiven"] == 4.0
+
+
+def test_a_worker_killed_mid_delivery_is_made_good_by_the_sweeper(dev_lms, start_worker):
+    dev_lms.register_tool(style="canvas")
+    link, student = launched(dev_lms)
+    doomed = start_worker()
+    dev_lms.set_fault("slow", seconds=1.0)  # the LMS takes its time: the worker is inside the call...
+    update = record(link, student, 4.0)
+    assert dev_lms.wait_for(lambda: dev_lms.fault_hits() >= 1, timeout=60, interval=0.02)
+    doomed.kill()  # ...when its node dies
+    dev_lms.clear_faults()
+    update.refresh_from_db()
+    assert update.state == State.WAITING and update.attempts == 1 and update.claimed_until is not None
+
+    # A new worker with the beat: the broker will not hand the unacknowledged message back for an hour, the sweeper
+    # re-enqueues the row as soon as the dead worker's lease is over.
+    start_worker(beat=True)
+    assert dev_lms.wait_for(lambda: state_of(update) == State.DELIVERED, timeout=120), update.last_error
+    assert dev_lms.result(user="student1")["score_given"] == pytest.approx(80.0)
+    accepted = [e for e in dev_lms.scores(user="student1") if e["status"] == 200]
+    # The dead worker's request may have reached the LMS before it died: a repeat carries the same timestamp.
+    assert 1 <= len(accepted) <= 2
+    assert all(e["payload"] == accepted[0]["payload"] for e in accepted)
