@@ -34,16 +34,20 @@ def answer_revealed(attempt: Attempt, state: QuestionState) -> bool:
     return True
 
 
-def status_label(attempt: Attempt, state: QuestionState) -> str:
-    """The status a student sees (hides correctness while feedback is held back)."""
+def status_label(attempt: Attempt, state: QuestionState, *, for_staff: bool = False) -> str:
+    """The status shown for a question; students do not see correctness while feedback is held back."""
     if state.is_open:
         if state.first_shown_at is None:
             return "Not started"
         return "Being graded" if state.code_answers.filter(points__isnull=True).exists() else "Open"
-    if not feedback_visible(attempt):
+    if not for_staff and not feedback_visible(attempt):
         return "Answered"
-    if state.status == QuestionState.Status.EXPIRED and state.attempts_used == 0:
-        return "Not answered" if attempt.finish_reason == Attempt.FinishReason.SUBMITTED else "Time ran out"
+    if state.status == QuestionState.Status.EXPIRED:
+        ran_out = state.deadline is not None and state.finished_at is not None and state.finished_at >= state.deadline
+        if attempt.finish_reason == Attempt.FinishReason.SUBMITTED and not ran_out:
+            return "Not answered" if state.attempts_used == 0 else "Not completed"
+        if state.first_shown_at is None:
+            return "Not answered"
     return state.get_status_display()
 
 
@@ -111,7 +115,8 @@ def question_view(attempt: Attempt, state: QuestionState, now: datetime | None =
     hint_cost = ""
     if hints_mode == "penalised" and penalty > 0:
         cost = penalty * state.max_points
-        hint_cost = f"Using the hint costs {cost:g} of this question's {state.max_points:g} points."
+        unit = "point" if state.max_points == 1 else "points"
+        hint_cost = f"Using the hint costs {cost:g} of this question's {state.max_points:g} {unit}."
     view = QuestionView(
         state=state,
         challenge=challenge,
@@ -161,6 +166,7 @@ def current_attempt(placement: Placement, lti_user_id: int) -> Attempt | None:
 class ResultCell:
     state: QuestionState | None
     time_used_s: int | None
+    label: str = ""
 
 
 @dataclass
@@ -196,7 +202,8 @@ def results_table(placement: Placement, now: datetime | None = None) -> list[Res
             state = by_slug.get(slug)
             if state is not None:
                 state.attempt = attempt
-            cells.append(ResultCell(state, time_used_s(state, now) if state else None))
+            label = status_label(attempt, state, for_staff=True) if state else ""
+            cells.append(ResultCell(state, time_used_s(state, now) if state else None, label))
         used = attempt_time_used_s(attempt, now)
         rows.append(ResultRow(attempt, cells, used, accommodations.get(attempt.lti_user_id)))
     return rows

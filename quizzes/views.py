@@ -529,6 +529,7 @@ def _student_page(
             state.attempt = attempt
             state.time_used = queries.time_used_s(state, now)
             state.challenge = placement.challenge_set.challenge(state.slug) or {}
+            state.label = queries.status_label(attempt, state, for_staff=True)
             for code_answer in state.code_answers.all():
                 code_answer.curves = queries.loss_curves(code_answer.submission.artifacts)
     from quizzes.models import Accommodation
