@@ -1,0 +1,106 @@
+"""The whole path of a code answer with real parts: a learner launched through the development LMS submits code in
+the player's form, a real Celery worker process grades it in the bubblewrap sandbox, the question is scored from
+the result and the score reaches the LMS gradebook through the worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from config.celery import app as celery_app
+from grading.models import CodeSubmission
+from quizzes import content
+from quizzes.models import QuestionState
+from tests.lti_support import parse_forms
+
+pytestmark = [pytest.mark.worker, pytest.mark.sandbox, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+SLUG = "resnet-block-projection"
+
+
+@pytest.fixture
+def worker(dev_lms, tmp_path):
+    """One `celery worker` on the gpu and default queues, connected to the test database."""
+    with celery_app.connection_for_write() as conn:
+        for queue in ("gpu", "default"):
+            conn.default_channel.queue_purge(queue)  # messages of earlier tests for rows that are gone
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        "GRADING_DEVICE": "cpu",
+    }
+    env.pop("METRICS_WORKER_PORT", None)
+    log = tmp_path / "worker.log"
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,default", "--pool", "solo",
+         "-n", f"quiz-test-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"],
+        cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while "ready." not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield log
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    handle.close()
+
+
+def _wait_for(predicate, log: Path, timeout: float = 240.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out; worker log:\n{log.read_text()[-4000:]}")
+
+
+def test_a_reference_solution_submitted_in_the_player_is_graded_by_the_worker_and_reaches_the_gradebook(
+    dev_lms, worker
+):
+    solution = content.get_code_challenge(SLUG).solution_source
+    assert solution.strip(), "the reference solution must exist"
+    dev_lms.register_tool(style="canvas")
+    learner = dev_lms.launch(user="student3")
+    session, page = learner.session, learner.response
+
+    def post(page, action_part, **fields):
+        form = next(f for f in parse_forms(page.text, page.url) if action_part in f.action)
+        return session.post(form.action, data={**form.fields, **fields}, timeout=30)
+
+    post(page, "/start/")
+    question = session.get(page.url + f"q/{SLUG}/", timeout=30)
+    question = post(question, "/open/")
+    assert '<textarea id="code-input" name="code"' in question.text
+    submitted = post(question, "/code/", code=solution)
+    assert submitted.status_code == 200 and "data-status-url" in submitted.text
+
+    submission = _wait_for(lambda: CodeSubmission.objects.filter(status__in=["graded", "failed"]).first(), worker)
+    assert submission.status == "graded", submission.feedback
+    assert submission.score == submission.max_score
+    state = QuestionState.objects.get(slug=SLUG)
+    assert state.status == QuestionState.Status.CORRECT and state.points == 2.0
+
+    graded_page = session.get(question.url, timeout=30)
+    assert "data-status-url" not in graded_page.text and "2.00</strong> of 2 points" in graded_page.text
+
+    result = _wait_for(lambda: dev_lms.result(user="student3"), worker, timeout=60)
+    assert result["grading_progress"] == "FullyGraded"
+    assert result["score_given"] == pytest.approx(100 * 2 / 13, rel=1e-3)
