@@ -50,8 +50,8 @@ LTI_VERSION = "1.3.0"
 MAX_ID_TOKEN_CHARS = 65_536
 MAX_ID_CHARS = 255  # ids are stored in CharField(255)
 JWKS_CACHE_S = 3600
-# After an unknown kid we refetch the platform JWKS at once, but not more than once per this many seconds per JWKS
-# URL: a stream of forged tokens with random kids must not turn us into a request amplifier.
+# After an unknown kid we refetch the platform JWKS at once, but not more than once per this many seconds per
+# registration: a stream of forged tokens with random kids must not turn us into a request amplifier.
 JWKS_REFETCH_MIN_INTERVAL_S = 10
 
 
@@ -113,13 +113,16 @@ def decode_unverified(id_token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 # --- Platform keys ----------------------------------------------------------------------------------------------------
-def _jwks_cache_key(url: str) -> str:
-    return "lti:jwks:" + hashlib.sha256(url.encode()).hexdigest()
+def _jwks_cache_key(registration: Registration) -> str:
+    # Per registration, not per URL: a registration re-created (or re-pointed) never sees another's cached keys.
+    url_hash = hashlib.sha256(registration.key_set_url.encode()).hexdigest()[:32]
+    return f"lti:jwks:{registration.pk}:{url_hash}"
 
 
-def platform_jwks(url: str, *, refresh: bool = False) -> dict[str, Any]:
+def platform_jwks(registration: Registration, *, refresh: bool = False) -> dict[str, Any]:
     """The platform's JWKS, cached for JWKS_CACHE_S (fetched again when `refresh`)."""
-    key = _jwks_cache_key(url)
+    url = registration.key_set_url
+    key = _jwks_cache_key(registration)
     if not refresh:
         cached = cache.get(key)
         if cached is not None:
@@ -154,9 +157,9 @@ def _find_jwk(jwks: dict[str, Any], kid: str) -> dict[str, Any] | None:
 def platform_key(registration: Registration, kid: str) -> Any:
     """The platform public key for `kid`; an unknown kid refetches the JWKS once (key rotation)."""
     url = registration.key_set_url
-    jwk = _find_jwk(platform_jwks(url), kid)
-    if jwk is None and cache.add("lti:jwks-refetch:" + _jwks_cache_key(url), 1, JWKS_REFETCH_MIN_INTERVAL_S):
-        jwk = _find_jwk(platform_jwks(url, refresh=True), kid)
+    jwk = _find_jwk(platform_jwks(registration), kid)
+    if jwk is None and cache.add(_jwks_cache_key(registration) + ":refetch", 1, JWKS_REFETCH_MIN_INTERVAL_S):
+        jwk = _find_jwk(platform_jwks(registration, refresh=True), kid)
     if jwk is None:
         raise LaunchRefused(
             "kid_unknown",
