@@ -145,8 +145,9 @@ def set_files(root: Path = CONTENT_ROOT) -> list[Path]:
 # --- Modes ------------------------------------------------------------------------------------------------------
 
 
-def read_modes(path: Path = MODES_FILE) -> dict[str, Any]:
+def read_modes(path: Path | None = None) -> dict[str, Any]:
     """Parse and validate modes.yaml: {"default": slug, "modes": {slug: rules}} (rules include slug and title)."""
+    path = path or MODES_FILE
     data = _read_yaml(path)
     _validate(data, "modes.schema.json", path)
     modes = {mode["slug"]: mode for mode in data["modes"]}

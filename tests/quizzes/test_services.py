@@ -331,3 +331,56 @@ def test_accommodations_are_bounded(multiplier, extra):
     user = student_for(placement.resource_link)
     with pytest.raises(services.InvalidInput):
         services.grant_accommodation(placement, user, time_multiplier=multiplier, extra_attempts=extra)
+
+
+# --- Modes are data ---------------------------------------------------------------------------------------------
+
+
+def test_a_new_mode_in_the_modes_file_works_without_new_code(tmp_path, monkeypatch, clock):
+    import yaml
+
+    from quizzes import content
+
+    data = yaml.safe_load(content.MODES_FILE.read_text())
+    sprint = dict(data["modes"][1], slug="sprint", title="Sprint", attempts=1, hints="off", badge=False)
+    sprint["credit_policy"] = {"attempt_multipliers": [1.0], "hint_penalty": 0.0}
+    data["modes"].append(sprint)
+    modes_file = tmp_path / "modes.yaml"
+    modes_file.write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(content, "MODES_FILE", modes_file)
+
+    placement, user, attempt = _start("sprint", slugs=[FIRST, SECOND], clock=clock)
+    assert placement.rules["title"] == "Sprint"
+    state = services.show_question(attempt, FIRST, now=clock.now)
+    assert (state.deadline - state.first_shown_at).total_seconds() == 120
+    with pytest.raises(services.Refused, match="Hints are not available"):
+        services.take_hint(attempt, FIRST, now=clock.now)
+    services.submit_answer(attempt, FIRST, "B", now=clock.now)
+    assert _state(attempt, FIRST).status == QuestionState.Status.EXHAUSTED
+
+
+def test_a_placement_keeps_its_rules_when_the_modes_file_changes(tmp_path, monkeypatch, clock):
+    import yaml
+
+    from quizzes import content
+
+    placement, user, attempt = _start("timed", slugs=[FIRST], clock=clock)
+    data = yaml.safe_load(content.MODES_FILE.read_text())
+    data["modes"][1]["attempts"] = 1
+    modes_file = tmp_path / "modes.yaml"
+    modes_file.write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(content, "MODES_FILE", modes_file)
+    assert content.get_mode("timed")["attempts"] == 1
+    services.show_question(attempt, FIRST, now=clock.now)
+    services.submit_answer(attempt, FIRST, "B", now=clock.now)
+    assert _state(attempt, FIRST).status == QuestionState.Status.OPEN  # still two attempts: the snapshot
+
+
+def test_an_invalid_modes_file_is_refused_with_its_path(tmp_path, monkeypatch):
+    from quizzes import content
+
+    modes_file = tmp_path / "modes.yaml"
+    modes_file.write_text("default: timed\nmodes:\n  - slug: timed\n    timer: sometimes\n")
+    with pytest.raises(content.ContentError) as error:
+        content.read_modes(modes_file)
+    assert str(modes_file) in str(error.value) and "$.modes[0]" in str(error.value)
