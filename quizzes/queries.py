@@ -339,8 +339,7 @@ def csv_rows(placement: Placement, now: datetime | None = None) -> list[list[Any
     return rows
 
 
-def loss_curves(artifacts: dict[str, Any] | None) -> dict[str, list[float]] | None:
-    """The plain/residual loss curves of a skip-gradient-experiment result, if the grader reported them."""
+def _curve_source(artifacts: Any) -> dict[str, Any] | None:
     if not isinstance(artifacts, dict):
         return None
     source = artifacts
@@ -348,6 +347,19 @@ def loss_curves(artifacts: dict[str, Any] | None) -> dict[str, list[float]] | No
         if isinstance(artifacts.get(key), dict):
             source = artifacts[key]
             break
+    return source
+
+
+def loss_curves(artifacts: dict[str, Any] | None) -> dict[str, list[float]] | None:
+    """The plain/residual loss curves of a skip-gradient-experiment result, if the grader reported them.
+
+    Accepts {"plain": [...], "residual": [...]} at the top level or under "loss_curves" (optionally in "series").
+    """
+    source = _curve_source(artifacts)
+    if source is None:
+        return None
+    if isinstance(source.get("series"), dict):
+        source = source["series"]
     curves = {}
     for name in ("plain", "residual"):
         values = source.get(name)
@@ -358,3 +370,17 @@ def loss_curves(artifacts: dict[str, Any] | None) -> dict[str, list[float]] | No
         except (TypeError, ValueError):
             return None
     return curves
+
+
+def grad_norms(artifacts: dict[str, Any] | None) -> dict[str, float] | None:
+    """First-layer gradient norms {"plain": ..., "residual": ...} reported with the curves, if any."""
+    source = _curve_source(artifacts)
+    if source is None:
+        return None
+    norms = source.get("grad_norms") if isinstance(source.get("grad_norms"), dict) else {
+        "plain": source.get("plain_grad_norm"), "residual": source.get("residual_grad_norm")
+    }
+    try:
+        return {name: float(norms[name]) for name in ("plain", "residual")}
+    except (KeyError, TypeError, ValueError):
+        return None

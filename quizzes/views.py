@@ -292,6 +292,7 @@ def _render_question(
                 "show_result": show_result,
                 "status_url": _grading_status_url(submission.pk) if code_answer.is_pending else "",
                 "curves": queries.loss_curves(submission.artifacts) if show_result else None,
+                "norms": queries.grad_norms(submission.artifacts) if show_result else None,
             }
         )
         if show_result:
@@ -532,6 +533,7 @@ def _student_page(
             state.label = queries.status_label(attempt, state, for_staff=True)
             for code_answer in state.code_answers.all():
                 code_answer.curves = queries.loss_curves(code_answer.submission.artifacts)
+                code_answer.norms = queries.grad_norms(code_answer.submission.artifacts)
     from quizzes.models import Accommodation
 
     return render(

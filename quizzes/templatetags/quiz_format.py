@@ -131,7 +131,9 @@ def get_item(mapping: Any, key: Any) -> Any:
 
 
 @register.inclusion_tag("quizzes/_loss_chart.html")
-def loss_chart(curves: dict[str, list[float]] | None, width: int = 600, height: int = 300) -> dict[str, Any]:
+def loss_chart(
+    curves: dict[str, list[float]] | None, norms: dict[str, float] | None = None, width: int = 600, height: int = 300
+) -> dict[str, Any]:
     """An inline SVG line chart of the plain and residual loss curves (log-scaled losses when they span decades)."""
     if not curves:
         return {"curves": None}
@@ -179,4 +181,5 @@ def loss_chart(curves: dict[str, list[float]] | None, width: int = 600, height: 
         "log": use_log,
         "xlabel_y": height - 8,
         "xmid": pad_left + plot_w / 2,
+        "norms": norms,
     }

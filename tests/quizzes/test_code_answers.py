@@ -152,11 +152,13 @@ def test_the_code_endpoint_submits_and_the_page_polls_the_grading_status():
     assert client.get(status_url).json()["status"] == "queued"
 
     curves = {"plain": [1.0, 0.9, 0.85, 0.84], "residual": [1.0, 0.5, 0.2, 0.1]}
-    _grade(submission, 2.0, artifacts={**curves, "plain_grad_norm": 1e-6, "residual_grad_norm": 0.3})
+    artifacts = {"loss_curves": {"series": curves, "grad_norms": {"plain": 1e-6, "residual": 0.3}}}  # the grader's
+    _grade(submission, 2.0, artifacts=artifacts)
     page = client.get(reverse("quizzes:question", kwargs=kwargs)).content.decode()
     assert "data-status-url" not in page
     assert '<svg viewBox="0 0 600 300" role="img"' in page
     assert page.count("<polyline") == 2 and "final loss 0.1000" in page
+    assert "plain 1e-06, with skip connections 0.3" in page
     assert "some checks failed" in page and "checked (1, 128, 32, 32)" in page
 
 
@@ -169,3 +171,15 @@ def test_the_code_form_refuses_a_choice_question_and_empty_code():
     with pytest.raises(services.InvalidInput, match="answered with code"):
         services.submit_answer(attempt, BLOCK, "A")
     assert not CodeSubmission.objects.exists()
+
+
+def test_loss_curves_are_read_from_either_artifact_shape():
+    from quizzes.queries import grad_norms, loss_curves
+
+    flat = {"plain": [2, 1], "residual": [2, 0.5], "plain_grad_norm": 0.01, "residual_grad_norm": 0.2}
+    nested = {"loss_curves": {"series": {"plain": [2, 1], "residual": [2, 0.5]},
+                              "grad_norms": {"plain": 0.01, "residual": 0.2}}}
+    for artifacts in (flat, nested):
+        assert loss_curves(artifacts) == {"plain": [2.0, 1.0], "residual": [2.0, 0.5]}
+        assert grad_norms(artifacts) == {"plain": 0.01, "residual": 0.2}
+    assert loss_curves({}) is None and loss_curves({"plain": ["x"], "residual": [1]}) is None
