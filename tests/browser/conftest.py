@@ -28,7 +28,7 @@ CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-# --- failure artifacts -------------------------------------------------------------------------------------------
+# --- failure artifacts ------------------------------------------------------------------------------------------
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -63,7 +63,7 @@ def save_artifacts(page: Page, stem: str) -> list[Path]:
     return written
 
 
-# --- browser, context, page ----------------------------------------------------------------------------------------
+# --- browser, context, page ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="package")
@@ -100,6 +100,20 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(autouse=True, scope="package")
 def _expect_timeout() -> None:
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Each browser test starts with an empty cache, as its database starts empty.
+
+    The transactional flush between tests recreates rows with the same primary keys but new content (the dev LMS
+    makes a new signing key each time), so the tool's cached platform JWKS and launch state from the previous test
+    would otherwise belong to a registration that no longer exists.
+    """
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
 
 
 def _new_context(browser: Browser, live_server: Any, **kwargs: Any) -> BrowserContext:

@@ -56,7 +56,7 @@ SEED_QUESTIONS = [
 ]
 
 
-# --- accessibility ---------------------------------------------------------------------------------------------------
+# --- accessibility --------------------------------------------------------------------------------------------------
 
 
 def assert_accessible(target: Page | Frame, where: str, *, exclude: list[str] | None = None) -> None:
@@ -93,7 +93,7 @@ def has_horizontal_scroll(target: Page | Frame) -> bool:
     )
 
 
-# --- the development LMS ---------------------------------------------------------------------------------------------
+# --- the development LMS --------------------------------------------------------------------------------------------
 
 
 def devlms_home(page: Page, user: str) -> None:
@@ -127,7 +127,7 @@ def tool_frame(page: Page) -> Frame:
     return frame
 
 
-# --- the player ------------------------------------------------------------------------------------------------------
+# --- the player -----------------------------------------------------------------------------------------------------
 
 
 def start_set(tool: FrameLocator | Page) -> None:
@@ -154,3 +154,67 @@ def answer(tool: FrameLocator | Page, option_text: str) -> None:
     """Choose an option by its label and submit."""
     tool.get_by_label(option_text).check()
     tool.get_by_role("button", name="Submit answer").click()
+
+
+# --- keyboard ---------------------------------------------------------------------------------------------------------
+
+_FOCUSED_JS = """() => {
+  if (!document.hasFocus()) { return null; }
+  const e = document.activeElement;
+  if (!e || e === document.body) { return null; }
+  const label = e.labels && e.labels.length ? e.labels[0].innerText : "";
+  return {tag: e.tagName, type: e.type || "", text: (label || e.innerText || e.value || "").trim()};
+}"""
+
+
+def focused(frame: Frame) -> dict[str, str] | None:
+    """What has the keyboard focus inside `frame` ({tag, type, text}), or None when the focus is elsewhere."""
+    return frame.evaluate(_FOCUSED_JS)
+
+
+def tab_to(page: Page, frame: Frame, text: str | re.Pattern[str], *, max_presses: int = 40) -> dict[str, str]:
+    """Press Tab (only Tab) until the element named `text` inside `frame` has the focus."""
+    seen = []
+    for _ in range(max_presses):
+        page.keyboard.press("Tab")
+        now = focused(frame)
+        seen.append(now)
+        if now and (re.search(text, now["text"]) if isinstance(text, re.Pattern) else now["text"] == text):
+            return now
+    raise AssertionError(f"Tab never reached {text!r} in the tool frame; focus went through: {seen}")
+
+
+# --- placements made as deep linking makes them -----------------------------------------------------------------------
+
+
+def place_activity(
+    dev_lms: Any,
+    title: str,
+    *,
+    challenge_slugs: list[str],
+    mode_slug: str = "timed",
+    challenge_set: Any = None,
+    points: float = 10.0,
+) -> str:
+    """Put an activity configured like the deep-linking form does into course1 (a placement draft whose uuid the LMS
+    stores as the custom parameter `placement`, and a gradebook column). Returns the LMS link's slug."""
+    from lti_tool.models import Registration
+    from quizzes import services as quiz_services
+
+    tool = dev_lms._tool()
+    registration = Registration.objects.get(issuer=dev_lms.issuer, client_id=tool.client_id)
+    draft = quiz_services.create_placement_draft(
+        registration=registration,
+        context=None,
+        created_by=None,
+        challenge_slugs=challenge_slugs,
+        mode_slug=mode_slug,
+        points=points,
+        title=title,
+        challenge_set=challenge_set,
+    )
+    return dev_lms.add_resource_link(
+        title=title,
+        custom={"placement": str(draft.uuid)},
+        line_item={"label": title, "scoreMaximum": points, "resourceId": f"placement-{draft.uuid}"},
+    )
