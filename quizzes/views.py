@@ -35,10 +35,25 @@ SMALL_FORM_LIMIT_BYTES = 16 * 1024
 def error_page(request: HttpRequest, message: str, status: int, *, title: str = "") -> HttpResponse:
     titles = {400: "This request is not valid", 403: "Not allowed", 404: "Not found", 409: "Not accepted",
               413: "Too large"}
+    back = ""
+    match = request.resolver_match
+    if match is not None and "resource_link_pk" in match.kwargs:
+        kwargs = {"resource_link_pk": match.kwargs["resource_link_pk"]}
+        if "slug" in match.kwargs:
+            back = reverse("quizzes:question", kwargs={**kwargs, "slug": match.kwargs["slug"]})
+        elif "lti_user_pk" in match.kwargs:
+            back = reverse("quizzes:dashboard", kwargs=kwargs)
+        else:
+            back = reverse("quizzes:player", kwargs=kwargs)
     return render(
         request,
         "quizzes/error.html",
-        {"title": title or titles.get(status, "Something went wrong"), "message": message, "status": status},
+        {
+            "title": title or titles.get(status, "Something went wrong"),
+            "message": message,
+            "status": status,
+            "back": back,
+        },
         status=status,
     )
 

@@ -204,6 +204,7 @@ def test_an_answer_after_the_deadline_is_refused_with_a_clear_message():
     response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "A"})
     assert response.status_code == 409
     assert b"Time is up for this question" in response.content
+    assert f'<a href="{url("question", rl, slug=FIRST)}">Back</a>' in response.content.decode()
     assert not Answer.objects.exists()
     page = client.get(url("question", rl, slug=FIRST)).content.decode()
     assert "Time ran out" in page
