@@ -152,6 +152,18 @@ def page(
 
 
 @pytest.fixture
+def other_page(
+    request: pytest.FixtureRequest, browser: Browser, live_server: Any, console_log: list[str]
+) -> Iterator[Page]:
+    """A second person's browser (its own context and cookies), for tests where two people act."""
+    context = _new_context(browser, live_server, viewport={"width": 1280, "height": 900})
+    new_page = context.new_page()
+    _watch(new_page, console_log)
+    yield new_page
+    _finish(request, context, suffix="other")
+
+
+@pytest.fixture
 def phone_page(
     request: pytest.FixtureRequest, browser: Browser, live_server: Any, console_log: list[str]
 ) -> Iterator[Page]:
@@ -164,10 +176,10 @@ def phone_page(
     _finish(request, context)
 
 
-def _finish(request: pytest.FixtureRequest, context: BrowserContext) -> None:
+def _finish(request: pytest.FixtureRequest, context: BrowserContext, suffix: str = "") -> None:
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
-        stem = _artifact_stem(request.node.nodeid)
+        stem = _artifact_stem(request.node.nodeid) + (f".{suffix}" if suffix else "")
         for index, open_page in enumerate(context.pages):
             save_artifacts(open_page, stem if index == 0 else f"{stem}.page{index}")
     context.close()

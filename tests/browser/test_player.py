@@ -60,7 +60,7 @@ def _expect_locked(tool: FrameLocator) -> None:
     expect(tool.get_by_role("button", name="Submit answer")).to_have_count(0)
 
 
-def test_student_plays_the_seed_questions_inside_the_lms_iframe(page: Page, dev_lms) -> None:
+def test_student_plays_the_seed_questions_inside_the_lms_iframe(page: Page, dev_lms, console_log: list[str]) -> None:
     """An activity added by hand (never configured) plays the whole ResNet set in timed-challenge mode."""
     dev_lms.register_tool(style="canvas")
     tool = launch_in_frame(page, "student1")
@@ -135,6 +135,8 @@ def test_student_plays_the_seed_questions_inside_the_lms_iframe(page: Page, dev_
     expect(rows).to_have_count(10)
     expect(rows.filter(has_text=SEED_QUESTIONS[1][0])).to_contain_text("No attempts left")
     assert_accessible(frame, "the summary")
+    # No script error and no Content-Security-Policy violation on the way.
+    assert not [entry for entry in console_log if "favicon.ico" not in entry], console_log
 
 
 def test_all_five_correct_earns_the_mastery_badge(page: Page, dev_lms) -> None:
