@@ -500,13 +500,18 @@ class ToolPeer:
     """A minimal stand-in for a *tool*, used only to test the platform side alone: it serves a JWKS over HTTP and
     signs what a tool signs (client assertions, deep-linking responses). The real tool is tested with `DevLms`."""
 
+    _shared_pem: str | None = None
+
     def __init__(self) -> None:
         import json
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.kid = "peer-key-1"
-        self.private_key_pem = jose.generate_rsa_pem()
+        # One key per test process: RSA generation is slow and a stand-in tool needs no fresh key per test.
+        if ToolPeer._shared_pem is None:
+            ToolPeer._shared_pem = jose.generate_rsa_pem()
+        self.private_key_pem = ToolPeer._shared_pem
         self.jwks = {"keys": [jose.public_jwk_from_pem(self.private_key_pem, self.kid)]}
         self.jwks_requests = 0
         peer = self

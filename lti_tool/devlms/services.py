@@ -154,14 +154,18 @@ def ensure_person(username: str) -> Person:
         return person
     known = {u: (g, f) for u, g, f in STUDENTS + INSTRUCTORS}
     given, family = known.get(username, (username.capitalize(), "Example"))
-    return Person.objects.create(
-        username=username,
-        sub=secrets.token_hex(12),
-        given_name=given,
-        family_name=family,
-        email=f"{username}@devlms.example.edu",
-        is_instructor=username.startswith("instructor"),
-    )
+    try:
+        with transaction.atomic():
+            return Person.objects.create(
+                username=username,
+                sub=secrets.token_hex(12),
+                given_name=given,
+                family_name=family,
+                email=f"{username}@devlms.example.edu",
+                is_instructor=username.startswith("instructor"),
+            )
+    except IntegrityError:
+        return Person.objects.get(username=username)  # created concurrently by another request
 
 
 def get_course(slug: str) -> Course:
@@ -592,7 +596,7 @@ def accept_deep_link_response(platform: Platform, token: str) -> list[ResourceLi
         data = signing.loads(
             claims.get("https://purl.imsglobal.org/spec/lti-dl/claim/data", ""), salt=DL_DATA_SALT, max_age=3600
         )
-    except (signing.BadSignature, TypeError):
+    except (signing.BadSignature, TypeError, AttributeError, ValueError):
         raise PlatformError(400, "The data claim is not the one the platform sent.")
     if data.get("tool") != tool.pk:
         raise PlatformError(400, "The data claim belongs to another tool.")
@@ -836,6 +840,8 @@ def _parse_timestamp(value: Any) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise PlatformError(400, "timestamp is not ISO-8601.")
+    if not 1970 <= parsed.year <= 9000:
+        raise PlatformError(400, "timestamp is out of range.")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
