@@ -76,6 +76,7 @@ class StubState:
     registration_answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # path -> answer
     registrations_received: list[dict[str, Any]] = field(default_factory=list)
     config_requests: list[dict[str, str]] = field(default_factory=list)
+    pages: dict[str, Any] = field(default_factory=dict)  # path -> callable(query dict) -> HTML (browser tests)
 
 
 class StubPlatform:
@@ -102,6 +103,14 @@ class StubPlatform:
                     if st.jwks_delay_s:
                         time.sleep(st.jwks_delay_s)
                     self._json(st.jwks_status, {"keys": [k.public_jwk for k in st.keys]})
+                elif path in st.pages:
+                    query = {k: val[0] for k, val in parse_qs(urlsplit(self.path).query).items()}
+                    data = st.pages[path](query).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                 elif path in st.configs:
                     st.config_requests.append({"path": path, "authorization": self.headers.get("Authorization", "")})
                     required = st.config_bearer.get(path)
