@@ -54,6 +54,8 @@ class Tool(models.Model):
     deep_link_uri = models.URLField(max_length=500, blank=True)
     jwks_uri = models.URLField(max_length=500)
     scopes = models.TextField(blank=True)
+    # The platform issuer the tool registered with (the origin the LMS was reached at then).
+    issuer = models.CharField(max_length=255, blank=True)
     claims = models.JSONField(default=list, blank=True)
     registration = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

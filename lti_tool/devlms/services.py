@@ -356,6 +356,7 @@ def register_client(platform: Platform, registration_token: str, body: Any) -> t
             deep_link_uri=deep_link_uri,
             jwks_uri=jwks_uri,
             scopes=" ".join(granted),
+            issuer=platform.issuer,
             claims=[str(c) for c in claims][:50],
             registration=body,
         )
@@ -571,8 +572,11 @@ def authorize(platform: Platform, params: Any) -> tuple[str, dict[str, str]]:
 # --- Deep linking return ------------------------------------------------------------------------------------------
 
 
-def accept_deep_link_response(platform: Platform, token: str) -> list[ResourceLink]:
-    """Verify the tool's LtiDeepLinkingResponse and create the returned resource links (with gradebook columns)."""
+def accept_deep_link_response(platform: Platform, token: str) -> tuple[list[ResourceLink], str]:
+    """Verify the tool's LtiDeepLinkingResponse and create the returned resource links (with gradebook columns).
+
+    Returns the new links and the username of the instructor who ran the deep linking.
+    """
     try:
         import jwt as pyjwt
 
@@ -625,7 +629,7 @@ def accept_deep_link_response(platform: Platform, token: str) -> list[ResourceLi
                     tool=tool,
                 )
             )
-    return created
+    return created, str(data.get("user", ""))
 
 
 def _positive_number(value: Any) -> bool:

@@ -146,12 +146,12 @@ def registration(request: HttpRequest) -> HttpResponse:
 def deep_link_return(request: HttpRequest) -> HttpResponse:
     """Where the tool posts its LtiDeepLinkingResponse JWT (form field JWT)."""
     try:
-        links = services.accept_deep_link_response(Platform.for_request(request), request.POST.get("JWT", ""))
+        links, username = services.accept_deep_link_response(Platform.for_request(request), request.POST.get("JWT", ""))
     except PlatformError as exc:
         return render(
             request, "devlms/error.html", {"title": "Deep linking refused", "message": exc.message}, status=exc.status
         )
-    return render(request, "devlms/deep_link_done.html", {"links": links})
+    return render(request, "devlms/deep_link_done.html", {"links": links, "username": username})
 
 
 @service_endpoint
@@ -223,6 +223,8 @@ def home(request: HttpRequest) -> HttpResponse:
     """Pick a user; see courses, links (launch in a frame or a new window), gradebooks, registration, faults."""
     person = _user(request)
     tool = services.current_tool()
+    here = Platform.for_request(request).issuer
+    wrong_address = tool.issuer.removesuffix("/devlms") if tool and tool.issuer and tool.issuer != here else ""
     courses = Course.objects.filter(enrollments__person=person, enrollments__active=True).order_by("slug")
     course_rows = []
     for course in courses:
@@ -235,6 +237,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "person": person,
             "people": Person.objects.order_by("is_instructor", "username"),
             "tool": tool,
+            "wrong_address": wrong_address,
             "tools": Tool.objects.order_by("-created_at")[:10],
             "courses": course_rows,
             "fault": Fault.objects.filter(pk=1).first(),

@@ -432,6 +432,15 @@ class TestPages:
         student_page = requests.get(dev_lms.url, params={"user": "student1"}, timeout=30).text
         assert "Add activity" not in student_page
 
+    def test_home_warns_when_opened_at_another_address_than_the_tool_registered_with(self, dev_lms, tool_peer):
+        tool_peer.register(dev_lms)
+        assert "will refuse launches" not in requests.get(dev_lms.url, timeout=30).text
+        other = dev_lms.url.replace("://localhost:", "://127.0.0.1:")
+        assert other != dev_lms.url
+        page = requests.get(other, timeout=30).text
+        assert "will refuse launches from this address" in page
+        assert f'href="{dev_lms.url}?user=instructor1"' in page
+
     def test_the_course_page_frames_the_launch(self, dev_lms, tool_peer):
         tool_peer.register(dev_lms)
         page = requests.get(
