@@ -84,3 +84,54 @@ def test_parallel_starts_create_one_attempt():
     assert results == ["ok"] * 6
     assert Attempt.objects.filter(placement=placement, lti_user=user).count() == 1
     assert not CodeAnswer.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_http_requests_never_both_use_the_last_attempt(live_server):
+    """The same race through the web server: eight browsers post an answer at the same instant."""
+    from dataclasses import asdict
+
+    import requests
+    from django.conf import settings
+    from django.contrib.sessions.backends.cached_db import SessionStore
+    from django.urls import reverse
+
+    from lti_tool.sessions import SESSION_KEY
+    from tests.lti_support import parse_forms
+    from tests.quizzes.factories import launch_info
+
+    placement = PlacementFactory(mode="timed", slugs=[FIRST])
+    rl = placement.resource_link
+    user = student_for(rl)
+    store = SessionStore()
+    store[SESSION_KEY] = {str(rl.pk): asdict(launch_info(rl, user))}
+    store.create()
+    browser = requests.Session()
+    browser.cookies.set(settings.SESSION_COOKIE_NAME, store.session_key)
+    base = live_server.url
+
+    def post(page, action_part, **fields):
+        form = next(f for f in parse_forms(page.text, page.url) if action_part in f.action)
+        return browser.post(form.action, data={**form.fields, **fields}, timeout=30)
+
+    question = post(browser.get(base + reverse("quizzes:player", kwargs={"resource_link_pk": rl.pk}), timeout=30),
+                    "/start/")
+    question = post(question, "/open/")
+    question = post(question, "/answer/", choice="B")  # one attempt left
+    form = next(f for f in parse_forms(question.text, question.url) if "/answer/" in f.action)
+    cookies = browser.cookies.get_dict()
+    codes: list[int] = []
+
+    def send(i: int) -> None:
+        response = requests.post(
+            form.action, data={**form.fields, "choice": "ACD"[i % 3]}, cookies=cookies,
+            headers={"Referer": base + "/"}, allow_redirects=False, timeout=60,
+        )
+        codes.append(response.status_code)
+
+    results = _race(8, send)
+
+    assert results == ["ok"] * 8
+    assert sorted(codes) == [302] + [409] * 7
+    state = QuestionState.objects.get(attempt__placement=placement, slug=FIRST)
+    assert state.attempts_used == 2 and Answer.objects.filter(state=state).count() == 2
