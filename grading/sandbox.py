@@ -350,7 +350,9 @@ class Sandbox:
             "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox",
             *_binds(exe, paths, cfg.device),
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP, "--chdir", SANDBOX_TMP,
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP,
+            # Everything else read-only, the sandbox's own root too: only /tmp (a private tmpfs) is writable.
+            "--remount-ro", "/", "--chdir", SANDBOX_TMP,
             *env,
             "--", *inner,
         ]
