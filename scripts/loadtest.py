@@ -171,6 +171,7 @@ class Results:
     latencies: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STEPS})
     errors: list[str] = field(default_factory=list)
     launch_started: list[float] = field(default_factory=list)
+    launch_done: list[float] = field(default_factory=list)
     correct: int = 0
     finished_students: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -285,6 +286,8 @@ def run_student(flow: Flow, user: str, start_at: float, results: Results, deadli
         t = time.monotonic()
         launched = flow.launch(user)
         results.record("launch", time.monotonic() - t)
+        with results.lock:
+            results.launch_done.append(time.monotonic())
         session, player = launched.session, launched.response
         base = player.url.split("/p/")[0] + "/p/" + player.url.split("/p/")[1].split("/")[0] + "/"
 
@@ -360,13 +363,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=300)
     parser.add_argument("--ramp-s", type=float, default=60.0, help="all launches start within this many seconds")
-    parser.add_argument("--threads", type=int, default=64, help="concurrent simulated browsers at most")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="concurrent simulated browsers at most (0: one per student)"
+    )
     parser.add_argument("--think-s", type=float, default=0.0, help="pause before each show and each answer")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers of the tool (WEB_CONCURRENCY)")
     parser.add_argument("--calibration-students", type=int, default=20)
     parser.add_argument("--max-duration-s", type=float, default=600.0, help="hard limit of the measured run")
-    parser.add_argument("--timeout-s", type=float, default=30.0, help="per HTTP request")
+    parser.add_argument("--timeout-s", type=float, default=60.0, help="per HTTP request (a browser waits as long)")
     parser.add_argument("--no-worker", action="store_true", help="do not start the default-queue Celery worker")
+    parser.add_argument("--gunicorn-config", default="deploy/gunicorn.conf.py", help="the tool server's config")
     parser.add_argument(
         "--database-url", default=os.environ.get("LOADTEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/loadtest")
     )
@@ -374,8 +380,9 @@ def main() -> int:
     parser.add_argument("--broker-url", default=os.environ.get("LOADTEST_BROKER_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
     args = parser.parse_args()
-    if not 1 <= args.students <= 5000 or args.ramp_s <= 0 or not 1 <= args.threads <= 512:
-        parser.error("--students 1..5000, --ramp-s > 0, --threads 1..512")
+    args.threads = args.threads or args.students
+    if not 1 <= args.students <= 2000 or args.ramp_s <= 0 or not 1 <= args.threads <= 2000:
+        parser.error("--students 1..2000, --ramp-s > 0, --threads 1..2000")
 
     env = {
         **os.environ,
@@ -407,7 +414,8 @@ def main() -> int:
 
         tool_port, lms_port = _free_port(), _free_port()
         gunicorn = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi"]
-        tool = Service("tool", [*gunicorn, "-b", f"127.0.0.1:{tool_port}"], env, log_dir)
+        tool_gunicorn = [sys.executable, "-m", "gunicorn", "-c", args.gunicorn_config, "config.wsgi"]
+        tool = Service("tool", [*tool_gunicorn, "-b", f"127.0.0.1:{tool_port}"], env, log_dir)
         services.append(tool)
         lms_env = {**env, "WEB_CONCURRENCY": "2"}
         lms_server = Service(
@@ -459,6 +467,7 @@ def main() -> int:
 
         delivered = _gradebook_summary(wait_s=60 if not args.no_worker else 0)
         last_launch = max(results.launch_started) - t0 if results.launch_started else None
+        last_launch_done = max(results.launch_done) - t0 if results.launch_done else None
         requests_total = sum(len(v) for v in results.latencies.values())
         report = {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -474,6 +483,7 @@ def main() -> int:
             "correct_answers": results.correct,
             "elapsed_s": _round(elapsed, 1),
             "last_launch_started_s": _round(last_launch, 1),
+            "last_launch_done_s": _round(last_launch_done, 1),
             "steps": {s: _summary(v) for s, v in results.latencies.items()},
             "throughput": {
                 "launches_per_s": _round(len(results.latencies["launch"]) / elapsed, 2),
@@ -532,7 +542,8 @@ def _print_report(report: dict[str, Any], log: Any) -> None:
     log("")
     log(f"date: {report['date']}   machine: {report['machine']}")
     log(f"students: {report['students']} (launches within {report['ramp_s']:g} s; last launch began at "
-        f"{report['last_launch_started_s']} s)   web workers: {report['web_workers']}   "
+        f"{report['last_launch_started_s']} s, all launched by {report['last_launch_done_s']} s)   "
+        f"web workers: {report['web_workers']}   "
         f"elapsed: {report['elapsed_s']} s")
     log(f"errors: {report['errors']}   students who finished: {report['finished_students']}   "
         f"correct answers: {report['correct_answers']}")
