@@ -399,6 +399,8 @@ class LaunchRequest:
     roles: list[str] | None = None
     document_target: str = "iframe"
     for_user: str | None = None
+    # The frame that answers LTI postMessage storage (lti.put_data / lti.get_data), as Canvas offers; None: none.
+    storage_target: str | None = None
 
 
 def login_initiation(platform: Platform, request: LaunchRequest, tool: Tool | None = None) -> tuple[str, dict]:
@@ -426,6 +428,8 @@ def login_initiation(platform: Platform, request: LaunchRequest, tool: Tool | No
         "client_id": tool.client_id,
         "lti_deployment_id": tool.deployment_id,
     }
+    if request.storage_target:
+        params["lti_storage_target"] = request.storage_target
     return tool.initiate_login_uri, params
 
 
@@ -566,6 +570,8 @@ def authorize(platform: Platform, params: Any) -> tuple[str, dict[str, str]]:
     fields = {"id_token": token}
     if state:
         fields["state"] = state
+    if request.storage_target:
+        fields["lti_storage_target"] = request.storage_target
     return redirect_uri, fields
 
 

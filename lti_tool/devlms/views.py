@@ -252,6 +252,8 @@ def _launch_request(request: HttpRequest) -> LaunchRequest:
     target = q.get("target", "iframe")
     if target not in {"iframe", "window"}:
         raise PlatformError(400, "target must be iframe or window.")
+    # Platform storage only inside the course page's iframe (the page answers lti.put_data / lti.get_data).
+    storage = q.get("storage") == "1" and target == "iframe"
     return LaunchRequest(
         user=_user(request).username,
         course=q.get("course", "course1")[:64],
@@ -259,6 +261,7 @@ def _launch_request(request: HttpRequest) -> LaunchRequest:
         message_type=message_type,
         document_target=target,
         for_user=q.get("for_user", "")[:64] or None,
+        storage_target="_parent" if storage else None,
     )
 
 
@@ -286,8 +289,13 @@ def launch_frame(request: HttpRequest) -> HttpResponse:
         )
     query = request.GET.copy()
     query["target"] = "iframe"
+    if "storage" not in query:
+        # Canvas offers postMessage storage to tools in its iframes; mimic it for Canvas-style tools.
+        tool = services.current_tool()
+        query["storage"] = "1" if tool and services.course_style(course, tool) == Style.CANVAS else "0"
     window_query = request.GET.copy()
     window_query["target"] = "window"
+    window_query.pop("storage", None)
     return render(
         request,
         "devlms/launch_frame.html",
@@ -295,6 +303,7 @@ def launch_frame(request: HttpRequest) -> HttpResponse:
             "person": services.ensure_person(launch.user),
             "course": course,
             "launch": launch,
+            "storage": query["storage"] == "1",
             "frame_src": f"{request.path.replace('frame/', 'start/')}?{query.urlencode()}",
             "window_src": f"{request.path.replace('frame/', 'start/')}?{window_query.urlencode()}",
         },

@@ -287,6 +287,30 @@ class TestLoginAndAuth:
             assert response.status_code == 400, override
             assert form is None and 'name="id_token"' not in response.text, override
 
+    def test_platform_storage_target_is_offered_and_echoed(self, dev_lms, tool_peer):
+        tool, _ = tool_peer.register(dev_lms)
+        request = services.LaunchRequest(
+            user="student1", course="course1", resource_link="link1", storage_target="_parent"
+        )
+        _, params = services.login_initiation(dev_lms.platform, request, tool)
+        assert params["lti_storage_target"] == "_parent"
+        auth = {
+            "scope": "openid",
+            "response_type": "id_token",
+            "response_mode": "form_post",
+            "client_id": tool.client_id,
+            "redirect_uri": tool.redirect_uris[0],
+            "login_hint": params["login_hint"],
+            "lti_message_hint": params["lti_message_hint"],
+            "state": "s",
+            "nonce": "n",
+        }
+        response = requests.post(dev_lms.platform.url("auth"), data=auth, timeout=30)
+        form = next(f for f in parse_forms(response.text) if f.id == "devlms-autopost")
+        assert form.fields["lti_storage_target"] == "_parent"
+        _, plain = dev_lms.login_initiation("student1")
+        assert "lti_storage_target" not in plain
+
     def test_the_auto_post_uses_a_static_script_not_inline_code(self, dev_lms, tool_peer):
         tool, _ = tool_peer.register(dev_lms)
         response, _ = authorize(dev_lms, tool)
@@ -449,6 +473,14 @@ class TestPages:
         ).text
         assert '<iframe class="tool-frame" title="The tool"' in page
         assert "/devlms/launch/start/?" in page
+        # A Canvas-style course page answers the LTI postMessage storage messages for its frame.
+        assert "storage=1" in page and '<script src="/static/devlms/storage.js"></script>' in page
+        dev_lms.set_style("course1", "moodle")
+        moodle_page = requests.get(
+            dev_lms.platform.url("launch_frame", {"user": "student1", "course": "course1", "link": "link1"}),
+            timeout=30,
+        ).text
+        assert "storage=0" in moodle_page and "storage.js" not in moodle_page
 
     def test_register_page_opens_the_tool_with_configuration_and_token(self, dev_lms):
         session = requests.Session()
