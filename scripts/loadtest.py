@@ -440,7 +440,7 @@ def main() -> int:
         from tests.lti_support import DevLms
 
         # The platform lives on its own server; the tool is reached at its own address.
-        lms = DevLms(lms_url)
+        lms = _bounded(DevLms)(lms_url)
         lms.base_url = tool_url
         registered = lms.register_tool(style="canvas")
         log(f"registered the tool with the development LMS: client_id={registered['client_id']}")
@@ -451,6 +451,7 @@ def main() -> int:
         flow.launch("warmup-student")  # first-use work (keys, platform JWKS, placement) out of the measurement
 
         results = Results()
+        load_before = os.getloadavg()[0]
         log(f"{args.students} students launching within {args.ramp_s:g} s against {args.web_workers} web workers")
         cpu0 = server_cpu_s(tool)
         t0 = time.monotonic()
@@ -491,6 +492,10 @@ def main() -> int:
                 "steps_per_s": _round(requests_total / elapsed, 2),
             },
             "tool_cpu_s_during_run": _round(run_cpu, 1),
+            # Cores the tool's web processes got on average, and the machine's load when the run began (other
+            # work on the machine slows the run down; the calibration's CPU seconds per step are not affected).
+            "tool_cores_used": _round(run_cpu / elapsed, 2),
+            "load_average_before": _round(load_before, 2),
             "calibration": calibration,
             "gradebook": delivered,
         }
@@ -506,6 +511,25 @@ def main() -> int:
     finally:
         for service in reversed(services):
             service.stop()
+
+
+def _bounded(devlms_class: type) -> type:
+    """The harness's DevLms with its in-process platform step (database work in this process) limited to a few
+    threads at a time, each closing its connection: hundreds of browser threads must not open hundreds of
+    PostgreSQL connections."""
+    from django.db import connection
+
+    slots = threading.BoundedSemaphore(8)
+
+    class BoundedDevLms(devlms_class):
+        def login_initiation(self, *args: Any, **kwargs: Any) -> Any:
+            with slots:
+                try:
+                    return super().login_initiation(*args, **kwargs)
+                finally:
+                    connection.close()
+
+    return BoundedDevLms
 
 
 def _gradebook_summary(wait_s: float) -> dict[str, Any]:
@@ -557,6 +581,8 @@ def _print_report(report: dict[str, Any], log: Any) -> None:
         log(f"{step:<15}{s['count']:>7}{fmt(s['p50_s'])}{fmt(s['p95_s'])}{fmt(s['max_s'])}")
     t = report["throughput"]
     log(f"throughput: {t['launches_per_s']} launches/s, {t['answers_per_s']} answers/s, {t['steps_per_s']} steps/s")
+    log(f"tool web processes used {report['tool_cores_used']} cores on average "
+        f"(machine load average before the run: {report['load_average_before']})")
     cal = report.get("calibration") or {}
     if cal:
         log(f"tool CPU per step (sequential calibration, {cal['students']} students): {cal['cpu_s_per_op']}")
