@@ -534,14 +534,18 @@ def enqueue_due_scores(*, limit: int = 1000) -> int:
     return len(ids)
 
 
-def deliver_due_now(*, include_not_due: bool = False, limit: int = 10_000) -> dict[str, int]:
-    """Deliver waiting rows in this process (management command, scripts); returns counts by outcome."""
-    now = clock.now()
+def due_score_ids(*, include_not_due: bool = False, limit: int = 10_000) -> list[int]:
+    """Ids of waiting rows that may be attempted now (all waiting rows with include_not_due), oldest due first."""
     rows = ScoreUpdate.objects.filter(state=State.WAITING)
     if not include_not_due:
-        rows = rows.filter(_due_filter(now))
+        rows = rows.filter(_due_filter(clock.now()))
+    return list(rows.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+
+
+def deliver_due_now(*, include_not_due: bool = False, limit: int = 10_000) -> dict[str, int]:
+    """Deliver waiting rows in this process (management command, scripts); returns counts by outcome."""
     counts: dict[str, int] = {}
-    for pk in rows.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit]:
+    for pk in due_score_ids(include_not_due=include_not_due, limit=limit):
         outcome = deliver_score_update(pk, ignore_schedule=include_not_due)
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts

@@ -8,6 +8,7 @@ plays the web server (record_score inside a transaction, as the challenge player
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,11 +23,14 @@ from config.celery import app as celery_app
 from lti_tool.gradebook import services
 from lti_tool.gradebook.models import ScoreUpdate
 from lti_tool.models import LtiUser, ResourceLink
+from tests.lti_support import parse_forms
 
 pytestmark = pytest.mark.worker
 
 ROOT = Path(__file__).resolve().parents[2]
 State = ScoreUpdate.State
+# The seed challenge set's first question and its right answer (content/resnet/set.yaml).
+FIRST_ANSWER = "To allow gradients to flow directly and avoid vanishing gradient problems in very deep networks."
 # Fast retries and a short HTTP timeout, so a test sees many attempts (and a lease that ends) in seconds.
 WORKER_ENV = {
     "GRADEBOOK_BACKOFF_BASE_S": "0.3",
@@ -129,6 +133,36 @@ def test_a_score_reaches_the_dev_lms_gradebook_through_the_worker(dev_lms, start
     assert dev_lms.wait_for(lambda: state_of(update) == State.DELIVERED, timeout=60), update.last_error
     cell = dev_lms.result(user="student1")
     assert cell["score_given"] == pytest.approx(80.0) and cell["comment"] == "4 of 5"
+    assert [e["status"] for e in dev_lms.scores(user="student1")] == [200]
+
+
+def _post_form(session, page, action_part: str, **fields):
+    forms = [f for f in parse_forms(page.text, page.url) if action_part in f.action]
+    assert forms, f"no form posting to {action_part!r} in {page.url}:\n{page.text[:1500]}"
+    return session.post(forms[0].action, data={**forms[0].fields, **fields}, timeout=30)
+
+
+def test_a_student_who_answers_the_first_question_right_sees_the_grade_in_the_lms(dev_lms, start_worker):
+    """As a new user would: Moodle-like LMS, the seed's first question answered correctly in the player."""
+    dev_lms.register_tool(style="moodle")
+    start_worker()
+    learner = dev_lms.launch(user="student1")
+    session = learner.session
+    question = _post_form(session, learner.response, "/start/")
+    question = _post_form(session, question, "/open/")
+    key = next(
+        k
+        for k in "ABCD"
+        if re.search(
+            rf'<label for="choice-{k}"><span class="key">{k}</span> {re.escape(FIRST_ANSWER)}</label>', question.text
+        )
+    )
+    answered = _post_form(session, question, "/answer/", choice=key)
+    assert answered.status_code == 200 and '<span class="ok">correct</span>' in answered.text
+    # No delivery by hand: the worker sends it.
+    result = dev_lms.wait_for(lambda: dev_lms.result(user="student1"), timeout=60)
+    assert result is not None and result["grading_progress"] == "FullyGraded"
+    assert result["score_given"] == pytest.approx(100 * 1 / 13, rel=1e-3)  # 1 of 13 points, 100-point column
     assert [e["status"] for e in dev_lms.scores(user="student1")] == [200]
 
 
