@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from grading.sandbox import Sandbox, SandboxConfig, SandboxError, SandboxUnavailable
+from grading.sandbox import Sandbox, SandboxConfig, SandboxError, SandboxUnavailable, sweep_stale_cgroups
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,10 @@ class WarmPool:
         return not (self._defer and (self._busy > 0 or self._warming > 0))
 
     def _refill_loop(self) -> None:
+        try:
+            sweep_stale_cgroups()
+        except OSError:
+            pass
         backoff = 1.0
         while True:
             with self._cond:

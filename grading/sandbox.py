@@ -296,6 +296,31 @@ class _Cgroups:
         self.dirs = []
 
 
+def sweep_stale_cgroups() -> int:
+    """Remove the empty per-sandbox cgroups that a killed worker left behind (named <worker pid>-<id>)."""
+    removed = 0
+    for parent in (CGROUP_ROOT / "memory" / "grading", CGROUP_ROOT / "pids" / "grading", CGROUP_ROOT / "grading"):
+        if not parent.is_dir():
+            continue
+        for d in parent.iterdir():
+            pid = d.name.split("-", 1)[0]
+            if not d.is_dir() or not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+                continue  # its worker is alive
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            try:
+                d.rmdir()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 class Sandbox:
     """One single-use sandbox: start() it, wait_ready(), run() one submission, then it is gone."""
 
