@@ -45,6 +45,7 @@ class WarmPool:
         self._closed = False
         self._error: Exception | None = None
         self._thread: threading.Thread | None = None
+        self._starting: set[Sandbox] = set()
         self.started_total = 0
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
@@ -61,7 +62,7 @@ class WarmPool:
         """Stop refilling and kill every idle sandbox."""
         with self._cond:
             self._closed = True
-            idle = list(self._ready)
+            idle = list(self._ready) + list(self._starting)
             self._ready.clear()
             self._cond.notify_all()
         for sb in idle:
@@ -135,11 +136,17 @@ class WarmPool:
                     self._cond.wait(1.0)
                 self._warming += 1
             sb = Sandbox(self._config(), warmups=self.warmups)
+            with self._cond:
+                self._starting.add(sb)
             try:
                 sb.start()
                 sb.wait_ready()
             except (SandboxUnavailable, SandboxError, OSError) as exc:
                 sb.close()
+                with self._cond:
+                    self._starting.discard(sb)
+                    if self._closed:
+                        return
                 log.error("grading sandbox failed to start: %s", exc)
                 with self._cond:
                     self._warming -= 1
@@ -150,6 +157,7 @@ class WarmPool:
                 continue
             backoff = 1.0
             with self._cond:
+                self._starting.discard(sb)
                 self._warming -= 1
                 self.started_total += 1
                 if self._closed:

@@ -19,6 +19,7 @@ after READY from a process that exited cleanly. Anything else fails the submissi
 
 from __future__ import annotations
 
+import atexit
 import glob
 import importlib.util
 import json
@@ -296,6 +297,17 @@ class _Cgroups:
         self.dirs = []
 
 
+_teardowns: set[threading.Thread] = set()
+
+
+@atexit.register
+def finish_teardowns(timeout: float = 10.0) -> None:
+    """Let background teardowns finish (cgroups removed) before the process exits."""
+    deadline = time.monotonic() + timeout
+    for thread in list(_teardowns):
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
 def sweep_stale_cgroups() -> int:
     """Remove the empty per-sandbox cgroups that a killed worker left behind (named <worker pid>-<id>)."""
     removed = 0
@@ -555,7 +567,15 @@ class Sandbox:
 
     def retire(self) -> None:
         """Tear the used sandbox down in the background (killing it and removing its cgroups takes a while)."""
-        threading.Thread(target=self.close, name="sandbox-teardown", daemon=True).start()
+        thread = threading.Thread(target=self._close_and_forget, name="sandbox-teardown", daemon=True)
+        _teardowns.add(thread)
+        thread.start()
+
+    def _close_and_forget(self) -> None:
+        try:
+            self.close()
+        finally:
+            _teardowns.discard(threading.current_thread())
 
     def _outcome(self, exit_code: int, killed_for: str, oom: bool, wall: float, timeout: float) -> Outcome:
         base = {"wall_s": wall, "output_bytes": self._out_bytes, "exit_code": exit_code,
