@@ -5,9 +5,13 @@ JSON lines like the rest of the tool. With PROMETHEUS_MULTIPROC_DIR set, /metric
 directory is emptied when the server starts and a dead worker's live gauges are dropped.
 """
 
+import logging
 import os
 import shutil
 from pathlib import Path
+
+# Python warnings become log records too (logger "py.warnings"), so every line on stdout is JSON.
+logging.captureWarnings(True)
 
 bind = "0.0.0.0:8000"  # inside the container; publish or route it through your TLS proxy
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
