@@ -245,6 +245,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = False
+# Workers log through LOGGING below (JSON lines) instead of Celery replacing the root logger with its own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     # The database is the truth, the broker is not: these sweepers re-enqueue whatever the broker lost.
     "finalise-expired-attempts": {"task": "quizzes.tasks.finalise_expired_attempts", "schedule": 30.0},
