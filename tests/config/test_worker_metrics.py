@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -22,7 +23,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.worker
-def test_a_celery_worker_serves_metrics_on_its_port(tmp_path):
+def test_a_celery_worker_serves_metrics_on_its_port_and_logs_json(tmp_path):
     port = _free_port()
     env = {
         **os.environ,
@@ -30,16 +31,18 @@ def test_a_celery_worker_serves_metrics_on_its_port(tmp_path):
         "METRICS_WORKER_ADDR": "127.0.0.1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
     }
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default", "-c", "1", "--without-heartbeat",
-         "--without-mingle", "--without-gossip", "-n", f"metrics-test-{port}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+         "--without-mingle", "--without-gossip", "-n", f"metrics-test-{port}@%h", "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:
         text = None
         for _ in range(120):  # bounded: the worker needs a few seconds to boot on a busy machine
             if worker.poll() is not None:
-                pytest.fail(f"the worker exited: {worker.stderr.read()[-2000:]}")
+                pytest.fail(f"the worker exited: {log_path.read_text()[-2000:]}")
             try:
                 response = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
             except requests.ConnectionError:
@@ -52,6 +55,10 @@ def test_a_celery_worker_serves_metrics_on_its_port(tmp_path):
         # counters appear with their first increment).
         assert "# TYPE grading_latency_seconds histogram" in text
         assert "grading_latency_seconds_count 0.0" in text
+        for _ in range(120):  # bounded: let it finish starting before stopping it
+            if "ready." in log_path.read_text():
+                break
+            time.sleep(0.5)
     finally:
         worker.terminate()
         try:
@@ -59,3 +66,8 @@ def test_a_celery_worker_serves_metrics_on_its_port(tmp_path):
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+        log.close()
+    # Its log records are JSON lines like the web's (Celery does not replace the root logger's format).
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    assert any(r["logger"] == "celery.apps.worker" and r["msg"].endswith("ready.") for r in records)
+    assert not any(line.startswith("[20") for line in log_path.read_text().splitlines())  # Celery's own format
