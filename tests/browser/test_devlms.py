@@ -78,3 +78,36 @@ def test_student_launch_in_a_new_window_plays_there(page: Page, dev_lms) -> None
     # The tool's session works top-level: the set starts and the first question opens.
     start_set(window)
     expect(window.get_by_role("button", name="Start question")).to_be_visible()
+
+
+def test_where_the_browser_keeps_no_tool_cookies_in_the_course_frame_a_new_window_works(
+    page: Page, dev_lms, live_server
+) -> None:
+    """The LMS on another site than the tool: the LMS at 127.0.0.1, the tool at localhost. Over plain http the
+    tool's cookies are then third-party inside the course frame and the browser does not keep them, as a browser
+    that blocks third-party cookies does. The tool must notice and offer the activity in a new window, where it
+    works."""
+    lms = live_server.url.replace("localhost", "127.0.0.1")
+    assert lms != live_server.url
+    page.goto(f"{lms}/devlms/register/?user=instructor1")
+    page.get_by_label("The tool's registration URL").fill(f"{live_server.url}/lti/register/")
+    page.get_by_role("radio", name="Canvas-like").check()
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("status")).to_have_text(re.compile("Registration finished"))
+    page.get_by_role("link", name=re.compile("Back to the course list")).click()
+    page.get_by_role("button", name=re.compile(r"^Install \(deploy\)")).click()
+
+    page.goto(f"{lms}/devlms/?user=student1")
+    activity_item(page, "ResNet challenges").get_by_role("link", name="Open in the course page").click()
+    tool = page.frame_locator(TOOL_FRAME)
+    expect(tool.get_by_role("heading", name="Your browser blocks this tool inside the course page")).to_be_visible()
+    assert tool_frame(page).url.startswith(f"{live_server.url}/lti/login/")
+    assert_accessible(tool_frame(page), "the tool's blocked-cookies page")
+
+    with page.context.expect_page() as new_window:
+        tool.get_by_role("link", name="Open in a new window").click()
+    window = new_window.value
+    expect(window.get_by_role("heading", level=1, name="ResNet challenges")).to_be_visible()
+    assert window.url.startswith(f"{live_server.url}/p/"), window.url
+    start_set(window)
+    expect(window.get_by_role("button", name="Start question")).to_be_visible()
