@@ -71,6 +71,16 @@ def test_instructor_adds_an_exam_by_deep_linking_and_students_get_it(page: Page,
     expect(student.get_by_role("region", name="Challenges").get_by_role("listitem")).to_have_text(
         [re.compile(re.escape(SEED_QUESTIONS[0][0])), re.compile(re.escape(SEED_QUESTIONS[1][0]))]
     )
+    # In an exam the answer is recorded, but neither its correctness nor the key shows before the exam closes.
+    student.get_by_role("button", name="Start").click()
+    expect(student.get_by_role("heading", level=1, name=SEED_QUESTIONS[0][0])).to_be_visible()
+    expect(student.get_by_role("button", name=re.compile("hint", re.IGNORECASE))).to_have_count(0)
+    answer(student, SEED_QUESTIONS[0][1])
+    recorded = re.compile(r"Attempt 1: A\s+—\s+recorded")
+    expect(student.get_by_role("region", name="Your answers")).to_contain_text(recorded)
+    exam_page = tool_frame(other_page).content()
+    assert "correct" not in exam_page.lower().replace("recorded", "")
+    assert "Explanation" not in exam_page
 
     # And the instructor's launch of it shows its settings.
     devlms_home(page, "instructor1")
