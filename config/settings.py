@@ -210,6 +210,9 @@ LTI_REGISTRATION_ACCESS_CODE = env("LTI_REGISTRATION_ACCESS_CODE", "")
 LTI_CLOCK_LEEWAY_S = env_int("LTI_CLOCK_LEEWAY_S", 30)
 LTI_HTTP_TIMEOUT_S = env_float("LTI_HTTP_TIMEOUT_S", 10.0)
 LTI_TOOL_TITLE = env("LTI_TOOL_TITLE", "ResNet Challenges")
+# Extra origins allowed to frame the tool (CSP frame-ancestors), comma separated, for LMSs whose pages are not served
+# from their issuer's or OIDC endpoint's origin (e.g. https://*.blackboard.com). Registered platforms are automatic.
+LTI_FRAME_ANCESTORS_EXTRA = env_list("LTI_FRAME_ANCESTORS_EXTRA", [])
 # Gradebook (AGS) delivery: exponential backoff with jitter between attempts (base doubling up to the cap); a score
 # the LMS has not accepted is retried for GRADEBOOK_RETRY_BUDGET_S (LMS outages last hours: at least a day in
 # production) and then shown to the instructor as refused. The sweeper re-enqueues a waiting score whose task was

@@ -15,6 +15,7 @@ import http.cookies
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
@@ -25,7 +26,8 @@ http.cookies.Morsel._flags.add("partitioned")  # type: ignore[attr-defined]
 FRAME_ORIGINS_CACHE_KEY = "lti:frame-ancestors"
 FRAME_ORIGINS_CACHE_S = 60
 CANVAS_CLOUD_FRAME_SOURCE = "https://*.instructure.com"
-# Paths any site may frame: Dynamic Registration runs inside a platform that is not registered yet.
+# Paths any site may frame: Dynamic Registration runs inside a platform that is not registered yet. Refusal pages
+# (response.lti_frame_anywhere) too: an unregistered platform's admin must be able to read why.
 OPEN_FRAME_PREFIXES = ("/lti/register/",)
 EXEMPT_PREFIXES = ("/devlms/",)
 ADMIN_PREFIX = "/admin/"
@@ -64,6 +66,7 @@ def frame_ancestor_sources() -> list[str]:
                 found.add(origin)
         if is_canvas_cloud(issuer):
             found.add(CANVAS_CLOUD_FRAME_SOURCE)  # the school's own domain frames the tool, not the issuer's
+    found.update(getattr(settings, "LTI_FRAME_ANCESTORS_EXTRA", []))
     sources = sorted(found)
     cache.set(FRAME_ORIGINS_CACHE_KEY, sources, FRAME_ORIGINS_CACHE_S)
     return sources
@@ -98,7 +101,7 @@ class LtiFrameMiddleware:
         if path.startswith(ADMIN_PREFIX):
             response["Content-Security-Policy"] = "frame-ancestors 'self'"
             return response
-        if path.startswith(OPEN_FRAME_PREFIXES):
+        if path.startswith(OPEN_FRAME_PREFIXES) or getattr(response, "lti_frame_anywhere", False):
             ancestors = "*"
         else:
             ancestors = " ".join(["'self'", *frame_ancestor_sources()])

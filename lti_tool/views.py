@@ -42,12 +42,14 @@ def refuse(request: HttpRequest, exc: LaunchRefused, *, stage: str = "launch") -
         exc.message,
         extra={"event": f"{stage}_refused", "reason": exc.reason, "status": exc.status, "admin_hint": exc.admin_hint},
     )
-    return render(
+    response = render(
         request,
         "lti_tool/launch_error.html",
         {"reason": exc.reason, "message": exc.message, "admin_hint": exc.admin_hint, "status": exc.status},
         status=exc.status,
     )
+    response.lti_frame_anywhere = True  # a page with no actions: whichever LMS framed it may show it
+    return response
 
 
 def _params(request: HttpRequest) -> dict[str, str]:

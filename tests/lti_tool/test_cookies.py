@@ -51,7 +51,7 @@ def test_plain_http_cookies_are_left_alone(client, platform):
 def test_tool_pages_may_be_framed_by_registered_platforms_only(client, platform):
     RegistrationFactory(issuer="https://pending.example", auth_login_url="https://pending.example/auth",
                         status=Registration.Status.PENDING)
-    response = client.get("/lti/login/", {"iss": "nobody"})  # any tool page, here a refusal
+    response = client.get("/lti/jwks/")  # any tool page
     csp = response["Content-Security-Policy"]
     ancestors = re.search(r"frame-ancestors ([^;]+)", csp).group(1).split()
     assert ancestors[0] == "'self'"
@@ -131,3 +131,19 @@ def test_storage_claim_does_not_replace_the_cookie_without_storage_at_login(clie
     )
     assert response.status_code == 400
     assert "state_cookie_missing" in response.content.decode()
+
+
+def test_refusal_pages_may_be_framed_by_any_lms(client, platform):
+    """An unregistered platform's admin must be able to read why the launch failed inside the LMS frame."""
+    response = client.get("/lti/login/", {"iss": "https://unregistered.example", "login_hint": "h",
+                                          "target_link_uri": "http://testserver/lti/launch/"})
+    assert response.status_code == 401
+    assert "frame-ancestors *" in response["Content-Security-Policy"]
+
+
+def test_extra_frame_ancestors_setting(client, platform, settings):
+    settings.LTI_FRAME_ANCESTORS_EXTRA = ["https://*.blackboard.com"]
+    from lti_tool.middleware import forget_frame_ancestors
+
+    forget_frame_ancestors()
+    assert "https://*.blackboard.com" in client.get("/lti/jwks/")["Content-Security-Policy"]
