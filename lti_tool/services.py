@@ -291,8 +291,12 @@ def deep_linking_response(request: HttpRequest, launch_id: str, items: list[Deep
         return _refuse_page(request, "deep_link_type_refused", "Your platform does not accept tool links here.", 400)
     if len(items) > 1 and not entry["accept_multiple"]:
         return _refuse_page(request, "deep_link_multiple_refused", "Your platform accepts only one item here.", 400)
-    registration = Registration.objects.get(pk=entry["registration_pk"])
-    deployment = Deployment.objects.get(pk=entry["deployment_pk"])
+    registration = Registration.objects.filter(pk=entry["registration_pk"], status=Registration.Status.ACTIVE).first()
+    deployment = Deployment.objects.filter(pk=entry["deployment_pk"], is_active=True).first()
+    if registration is None or deployment is None:
+        return _refuse_page(
+            request, "registration_disabled", "This tool has been disabled for your platform since you opened it.", 403
+        )
     launch_url = tool_url("lti_tool:launch", request)
     payload = []
     for item in items:

@@ -120,3 +120,13 @@ def test_platform_limits_are_respected(client, platform, dl_overrides, items):
     }
     launch_id = deep_link(client, platform, **{v.C_DL_SETTINGS: settings})
     assert respond(client, launch_id, items).status_code == 400
+
+
+def test_no_response_through_a_registration_disabled_meanwhile(client, platform):
+    from lti_tool.models import Registration
+
+    launch_id = deep_link(client, platform)
+    Registration.objects.filter(pk=platform.registration.pk).update(status=Registration.Status.DISABLED)
+    response = respond(client, launch_id, [ITEM])
+    assert response.status_code == 403
+    assert "JWT" not in response.content.decode()
