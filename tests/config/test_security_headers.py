@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.urls import reverse
 
 from lti_tool.models import Registration
 from tests.factories import RegistrationFactory
@@ -75,7 +76,8 @@ def test_tool_pages_may_be_framed_only_by_registered_active_platforms(client):
                         status=Registration.Status.PENDING)
     forget_frame_ancestors()
     try:
-        response = client.get("/lti/login/")  # a tool page (here: the refusal of a login without parameters)
+        # A tool page: the player, here refusing a browser that has not launched (its own pages are framed alike).
+        response = client.get(reverse("quizzes:player", kwargs={"resource_link_pk": 1}))
     finally:
         forget_frame_ancestors()
     csp = response.headers["Content-Security-Policy"]

@@ -84,7 +84,7 @@ def test_the_gpu_worker_reserves_one_nvidia_gpu_and_runs_one_process(compose):
     devices = service["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     command = command_of(service)
-    assert command[command.index("--concurrency") + 1] == "1"
+    assert command[command.index("--pool") + 1] == "solo"  # one process grades, its warm sandbox pool stays put
     # bubblewrap needs namespaces: the worker container may create them (the student code inside may not).
     assert "SYS_ADMIN" in service["cap_add"]
     assert "seccomp:unconfined" in service["security_opt"]

@@ -73,7 +73,7 @@ def test_one_worker_deployment_per_queue_and_only_the_gpu_one_asks_for_gpus(kube
             assert _container(doc)["image"] == "resnet-lti-worker"
             assert "command" not in _container(doc)  # keep the image's entry point (cgroups for the sandboxes)
             command = command_of(_container(doc))
-            assert command[command.index("--concurrency") + 1] == "1"
+            assert command[command.index("--pool") + 1] == "solo"
         else:
             assert "nvidia.com/gpu" not in resources.get("limits", {})
             assert _container(doc)["image"] == "resnet-lti-web"
