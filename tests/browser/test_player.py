@@ -269,13 +269,15 @@ def test_a_question_can_be_answered_with_the_keyboard_alone(page: Page, dev_lms)
     page.keyboard.press("Enter")
     expect(frame.get_by_role("group", name="Choose one answer")).to_be_visible()
 
-    # Into the radio group, move with the arrow keys, choose with Space, submit with Enter.
+    # Into the radio group: Space chooses, the arrow keys move the choice, Enter on the button submits.
     first = tab_to(page, frame, re.compile(r"^A\s+To allow gradients"))
     assert first["type"] == "radio"
+    page.keyboard.press("Space")
+    expect(frame.get_by_role("radio", name=re.compile("To allow gradients"))).to_be_checked()
     page.keyboard.press("ArrowDown")
     assert re.match(r"^B\s+To reduce", focused(frame)["text"])
+    expect(frame.get_by_role("radio", name=re.compile("To reduce the number"))).to_be_checked()
     page.keyboard.press("ArrowUp")
-    page.keyboard.press("Space")
     expect(frame.get_by_role("radio", name=re.compile("To allow gradients"))).to_be_checked()
     tab_to(page, frame, "Submit answer")
     page.keyboard.press("Enter")
