@@ -42,7 +42,11 @@ ASSERTION_LIFETIME_S = 300
 MAX_PAGES = 200  # paging is bounded: a platform that loops its `next` links cannot keep a worker forever
 ERROR_BODY_CHARS = 300
 
+# After a failed connection to an LMS, other calls from this process to it fail at once for this long.
+UNREACHABLE_MEMO_S = 1.0
+
 _local = threading.local()
+_unreachable: dict[str, float] = {}
 
 
 @dataclass
@@ -68,18 +72,35 @@ def _session() -> requests.Session:
     return session
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def check_reachable(url: str) -> None:
+    """Fail fast when this process could not connect to the URL's host moments ago (a down LMS makes every queued
+    score fail the same way: no need to sign a token request and open a socket for each of them)."""
+    until = _unreachable.get(_origin(url))
+    if until is not None and time.monotonic() < until:
+        raise ServiceError("The LMS could not be reached (connection failed).", retryable=True)
+
+
 def http(method: str, url: str, **kwargs: Any) -> requests.Response:
     """One outbound HTTP call with the configured timeout; transport failures become retryable ServiceErrors."""
     kwargs.setdefault("timeout", settings.LTI_HTTP_TIMEOUT_S)
     kwargs.setdefault("allow_redirects", False)
+    check_reachable(url)
     try:
-        return _session().request(method, url, **kwargs)
+        response = _session().request(method, url, **kwargs)
     except requests.Timeout as exc:
         raise ServiceError(f"The LMS did not answer within {kwargs['timeout']:g} s.", retryable=True) from exc
     except requests.ConnectionError as exc:
+        _unreachable[_origin(url)] = time.monotonic() + UNREACHABLE_MEMO_S
         raise ServiceError("The LMS could not be reached (connection failed).", retryable=True) from exc
     except requests.RequestException as exc:
         raise ServiceError(f"The request to the LMS failed: {exc.__class__.__name__}.", retryable=True) from exc
+    _unreachable.pop(_origin(url), None)
+    return response
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -161,6 +182,7 @@ def access_token(registration: Registration, scopes: tuple[str, ...], *, refresh
         cached = cache.get(key)
         if cached:
             return cached
+    check_reachable(registration.auth_token_url)
     response = http(
         "POST",
         registration.auth_token_url,

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from lti_tool.gradebook import ags, clock
 from lti_tool.gradebook.models import LINE_ITEM_TAG, LineItem, ScoreUpdate
@@ -254,7 +255,10 @@ def _attempt(row: ScoreUpdate) -> _Outcome:
             State.WAITING,
             "The tool's registration for this LMS is not active yet (IT must approve or enable it).",
         )
+    scopes = ags.granted(registration, (ags.SCOPE_SCORE,), resource_link.context.ags_scopes)
     try:
+        # The token first: while the LMS is down this is where an attempt ends, before any other work.
+        ags.access_token(registration, scopes)
         line_item = resolve_line_item(resource_link, score_maximum=row.score_maximum)
         row.line_item = line_item
         payload = ags.score_payload(
@@ -267,7 +271,6 @@ def _attempt(row: ScoreUpdate) -> _Outcome:
             comment=row.comment,
             new_submission=not _delivered_before(row),
         )
-        scopes = ags.granted(registration, (ags.SCOPE_SCORE,), resource_link.context.ags_scopes)
         response = ags.post_score(registration, line_item.url, payload, scopes)
     except ags.ServiceError as exc:
         if exc.retryable:
@@ -354,64 +357,67 @@ def explain_refusal(status: int | None, body: str, fallback: str) -> str:
 
 
 def _finish(row: ScoreUpdate, outcome: _Outcome) -> str:
-    """Record the outcome if the row is still ours; schedule the next attempt or give up."""
+    """Record the outcome if the row is still ours (one conditional UPDATE); schedule the next attempt or give up."""
+    now = clock.now()
+    fields: dict[str, Any] = {
+        "last_status_code": outcome.status_code,
+        "claim": None,
+        "claimed_until": None,
+        "line_item": row.line_item if row.line_item is not None and row.line_item.pk else None,
+        "last_error": outcome.detail,
+        "updated_at": timezone.now(),
+    }
     countdown: float | None = None
-    with transaction.atomic():
-        current = ScoreUpdate.objects.select_for_update().filter(pk=row.pk).first()
-        if current is None:
-            return "gone"
-        if current.state != State.WAITING:
-            # Superseded while we were sending: the newer score decides. Only a confirmed delivery is worth noting.
-            if outcome.state == State.DELIVERED and current.state == State.SUPERSEDED:
-                current.delivered_at = clock.now()
-                current.save(update_fields=["delivered_at", "updated_at"])
-            return current.state
-        if current.claim != row.claim and outcome.state != State.DELIVERED:
-            return "busy"  # our lease ran out and another worker owns the row now
-        now = clock.now()
-        current.line_item = row.line_item if row.line_item and row.line_item.pk else None
-        current.last_status_code = outcome.status_code
-        current.claim = None
-        current.claimed_until = None
-        if outcome.state == State.DELIVERED:
-            current.state = State.DELIVERED
-            current.delivered_at = now
-            current.last_error = outcome.detail
-        elif outcome.state in (State.REFUSED, State.SUPERSEDED):
-            current.state = outcome.state
-            current.last_error = outcome.detail
+    state = outcome.state
+    if state == State.DELIVERED:
+        fields.update(state=State.DELIVERED, delivered_at=now)
+    elif state in (State.REFUSED, State.SUPERSEDED):
+        fields["state"] = state
+    else:
+        delay = backoff_delay(row.attempts, retry_after_s=outcome.retry_in_s)
+        deadline = row.created_at + timedelta(seconds=settings.GRADEBOOK_RETRY_BUDGET_S)
+        if now + timedelta(seconds=delay) > deadline:
+            hours = (now - row.created_at).total_seconds() / 3600
+            state = State.REFUSED
+            fields["state"] = State.REFUSED
+            fields["last_error"] = (
+                f"Gave up after {row.attempts} attempts over {hours:.1f} h: {outcome.detail} When the LMS works "
+                "again, use \u201cSend all grades again\u201d."
+            )
         else:
-            delay = backoff_delay(current.attempts, retry_after_s=outcome.retry_in_s)
-            deadline = current.created_at + timedelta(seconds=settings.GRADEBOOK_RETRY_BUDGET_S)
-            if now + timedelta(seconds=delay) > deadline:
-                hours = (now - current.created_at).total_seconds() / 3600
-                current.state = State.REFUSED
-                current.last_error = (
-                    f"Gave up after {current.attempts} attempts over {hours:.1f} h: {outcome.detail} When the LMS "
-                    "works again, use \u201cSend all grades again\u201d."
-                )
+            fields["next_attempt_at"] = now + timedelta(seconds=delay)
+            if delay <= MAX_COUNTDOWN_S:
+                countdown = delay
+                fields["enqueued_at"] = fields["next_attempt_at"]
             else:
-                current.next_attempt_at = now + timedelta(seconds=delay)
-                current.last_error = outcome.detail
-                if delay <= MAX_COUNTDOWN_S:
-                    countdown = delay
-                    current.enqueued_at = current.next_attempt_at
-                else:
-                    current.enqueued_at = None
-        current.save()
-        if countdown is not None:
-            transaction.on_commit(lambda pk=current.pk, c=countdown: _enqueue(pk, countdown=c))
-        _count(current.state)
-        logger.info(
-            "score delivery attempt",
-            extra={
-                "score_update_id": current.pk,
-                "state": current.state,
-                "attempts": current.attempts,
-                "status_code": outcome.status_code,
-            },
-        )
-        return current.state
+                fields["enqueued_at"] = None
+    updated = ScoreUpdate.objects.filter(pk=row.pk, state=State.WAITING, claim=row.claim).update(**fields)
+    if not updated:
+        # Superseded meanwhile, or our lease ran out and another worker owns the row. A confirmed delivery is
+        # still worth recording; anything else is the other party's business.
+        if state == State.DELIVERED:
+            if ScoreUpdate.objects.filter(pk=row.pk, state=State.WAITING).update(**fields):
+                return _finished(row, state, outcome)
+            ScoreUpdate.objects.filter(pk=row.pk, state=State.SUPERSEDED).update(delivered_at=now)
+        current = ScoreUpdate.objects.filter(pk=row.pk).values_list("state", flat=True).first()
+        return "busy" if current == State.WAITING else (current or "gone")
+    if countdown is not None:
+        transaction.on_commit(lambda pk=row.pk, c=countdown: _enqueue(pk, countdown=c))
+    return _finished(row, state, outcome)
+
+
+def _finished(row: ScoreUpdate, state: str, outcome: _Outcome) -> str:
+    _count(state)
+    logger.info(
+        "score delivery attempt",
+        extra={
+            "score_update_id": row.pk,
+            "state": state,
+            "attempts": row.attempts,
+            "status_code": outcome.status_code,
+        },
+    )
+    return state
 
 
 def _count(state: str) -> None:
@@ -430,6 +436,9 @@ def resolve_line_item(resource_link: ResourceLink, *, score_maximum: float) -> L
     otherwise the link's line item is found by resource link (and our tag) in the context's line items, or created.
     """
     if resource_link.lineitem_url:
+        item = LineItem.objects.filter(resource_link=resource_link, tag=LINE_ITEM_TAG).first()
+        if item is not None and item.url == resource_link.lineitem_url:
+            return item
         with transaction.atomic():
             item, created = LineItem.objects.get_or_create(
                 resource_link=resource_link,

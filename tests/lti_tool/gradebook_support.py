@@ -21,6 +21,7 @@ import pytest
 from django.core.cache import cache
 
 from lti_tool import keys
+from lti_tool.gradebook import ags
 from tests.factories import (
     ContextFactory,
     DeploymentFactory,
@@ -177,6 +178,7 @@ class StubPlatform:
 @pytest.fixture
 def stub_lms():
     cache.clear()  # tokens are cached per (issuer, client_id, scopes): start every test without any
+    ags._unreachable.clear()  # nor with a memory of a host that was down
     stub = StubPlatform()
     yield stub
     stub.stop()
@@ -185,18 +187,20 @@ def stub_lms():
 def make_placement(stub: StubPlatform, *, family: str = "canvas", lineitem: bool = True, **link_kwargs: Any):
     """A registration whose token endpoint is the stub, and a resource link (with a `lineitem` claim by default)."""
     stub.jwks = keys.public_jwks()
+    query = "?type_id=3" if family == "moodle" else ""
     registration = RegistrationFactory(auth_token_url=stub.url("/token"), product_family=family)
     deployment = DeploymentFactory(registration=registration)
     context = ContextFactory(
         deployment=deployment,
-        lineitems_url=stub.url("/lineitems"),
+        # Moodle puts its tool type on every service URL; Canvas has no query string.
+        lineitems_url=stub.url("/lineitems" + query),
         memberships_url=stub.url("/CourseSection/7/bindings/3/memberships"),
         ags_scopes=[
             "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
             "https://purl.imsglobal.org/spec/lti-ags/scope/score",
         ],
     )
-    link_kwargs.setdefault("lineitem_url", stub.url("/lineitems/7/lineitem?type_id=3") if lineitem else "")
+    link_kwargs.setdefault("lineitem_url", stub.url("/lineitems/7/lineitem" + query) if lineitem else "")
     resource_link = ResourceLinkFactory(context=context, **link_kwargs)
     return resource_link
 

@@ -217,7 +217,7 @@ def test_pending_on_canvas_preserves_the_score_and_the_final_score_is_a_follow_u
 
 
 def test_delivery_posts_to_the_scores_endpoint_before_the_query_string(stub_lms):
-    link = make_placement(stub_lms)
+    link = make_placement(stub_lms, family="moodle")
     update = record(link, make_student(link))
     assert services.deliver_score_update(update.pk) == State.DELIVERED
     (post,) = stub_lms.requests_to("POST", "/lineitems/7/lineitem/scores")
@@ -481,3 +481,19 @@ def test_sweeper_re_enqueues_only_due_rows_whose_message_is_missing(
     with django_capture_on_commit_callbacks(execute=False):
         assert services.enqueue_due_scores() == 3  # fresh, later (now due), and lost (its new message is stale too)
     assert ScoreUpdate.objects.get(pk=fresh.pk).enqueued_at == frozen_clock.now()
+
+
+@pytest.mark.parametrize(
+    ("family", "lineitem_query", "moodle_like"),
+    [("moodle", "", True), ("", "?type_id=4", True), ("canvas", "", False), ("", "", False)],
+)
+def test_moodle_is_known_by_its_product_family_or_its_type_id_urls(stub_lms, family, lineitem_query, moodle_like):
+    link = make_placement(
+        stub_lms, family="canvas", lineitem_url=stub_lms.url("/lineitems/7/lineitem" + lineitem_query)
+    )
+    registration = link.context.deployment.registration
+    registration.product_family = family
+    registration.save()
+    assert services.is_moodle_style(link) is moodle_like
+    pending = record(link, make_student(link), None, grading="Pending", activity="Submitted")
+    assert (pending.state == State.SKIPPED) is moodle_like
