@@ -60,9 +60,13 @@ def _expect_locked(tool: FrameLocator) -> None:
     expect(tool.get_by_role("button", name="Submit answer")).to_have_count(0)
 
 
-def test_student_plays_the_seed_questions_inside_the_lms_iframe(page: Page, dev_lms, console_log: list[str]) -> None:
+def test_student_plays_the_seed_questions_inside_the_lms_iframe(
+    page: Page, dev_lms, live_server, console_log: list[str]
+) -> None:
     """An activity added by hand (never configured) plays the whole ResNet set in timed-challenge mode."""
     dev_lms.register_tool(style="canvas")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     tool = launch_in_frame(page, "student1")
     frame = tool_frame(page)
     expect(tool.get_by_text("Timed challenge", exact=True)).to_be_visible()
@@ -135,8 +139,9 @@ def test_student_plays_the_seed_questions_inside_the_lms_iframe(page: Page, dev_
     expect(rows).to_have_count(10)
     expect(rows.filter(has_text=SEED_QUESTIONS[1][0])).to_contain_text("No attempts left")
     assert_accessible(frame, "the summary")
-    # No script error and no Content-Security-Policy violation on the way.
+    # No script error and no Content-Security-Policy violation on the way, and nothing loaded from elsewhere (no CDN).
     assert not [entry for entry in console_log if "favicon.ico" not in entry], console_log
+    assert requested and not [url for url in requested if not url.startswith((live_server.url, "data:"))], requested
 
 
 def test_all_five_correct_earns_the_mastery_badge(page: Page, dev_lms) -> None:
