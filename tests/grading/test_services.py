@@ -166,3 +166,21 @@ def test_the_sweeper_gives_up_on_a_submission_that_killed_its_workers_again_and_
     assert "3 times" in sub.feedback
     assert graded_signals == [(sub.pk, Status.FAILED, 0.0)]
     assert queued_ids(broker) == []
+
+
+@pytest.mark.django_db
+def test_results_are_counted_in_the_metrics_after_commit(django_capture_on_commit_callbacks):
+    from prometheus_client import REGISTRY
+
+    def count(status):
+        return REGISTRY.get_sample_value("gradings_total", {"status": status}) or 0.0
+
+    def latency_count():
+        return REGISTRY.get_sample_value("grading_latency_seconds_count") or 0.0
+
+    before, before_latency = count("graded"), latency_count()
+    sub = CodeSubmissionFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.finish_grading(sub.pk, status=Status.GRADED, score=1.0, max_score=2.0)
+    assert count("graded") == before + 1
+    assert latency_count() == before_latency + 1
