@@ -166,8 +166,15 @@ def main():
     try:
         exec(compile(code, "submission.py", "exec"), ns)  # noqa: S102 - the sandbox exists to run this
     except BaseException as exc:  # noqa: BLE001 - any failure of the submission's own code is its result
+        external = False
+        if device == "cuda" and "out of memory" in str(exc).lower():
+            try:
+                cap = float(cfg.get("gpu_fraction") or 1.0) * torch.cuda.get_device_properties(0).total_memory
+                external = torch.cuda.max_memory_reserved() < 0.8 * cap
+            except Exception:  # noqa: BLE001
+                external = False
         _send(result_fd, {"ok": False, "phase": "load", "error": type(exc).__name__,
-                          "message": str(exc)[:500], "line": _where(exc)})
+                          "message": str(exc)[:500], "line": _where(exc), "oom_external": external})
         os.close(result_fd)
         _exit(0)
     try:
@@ -179,8 +186,16 @@ def main():
         _send(result_fd, {"ok": True, "measurements": measurements, "check_s": time.perf_counter() - t1})
     except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit or a CUDA error raised by the submission
         oom = "out of memory" in str(exc).lower()
+        external = False
+        if oom and device == "cuda":
+            # Over its own cap, or starved by another process on the GPU (not this submission's fault)?
+            try:
+                cap = float(cfg.get("gpu_fraction") or 1.0) * torch.cuda.get_device_properties(0).total_memory
+                external = torch.cuda.max_memory_reserved() < 0.8 * cap
+            except Exception:  # noqa: BLE001
+                external = False
         _send(result_fd, {"ok": False, "phase": "check", "error": type(exc).__name__, "oom": oom,
-                          "line": _where(exc)})
+                          "oom_external": external, "line": _where(exc)})
     # Close the channel at once: the grader sees EOF now, and any second frame (forged by the submission) before it.
     os.close(result_fd)
     _exit(0)

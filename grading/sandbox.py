@@ -609,6 +609,11 @@ class Sandbox:
             return Outcome("failed", "Something other than the grader wrote to the grader's result channel: the "
                            "result was discarded.", **base)
         frame = frames[0]
+        if frame.get("oom_external"):
+            # CUDA ran out of memory while this submission was far below its own share: another process on the
+            # GPU took it. Not the student's fault: an error, retried later.
+            return Outcome("error", "The GPU ran out of memory because of another process; grading will be retried.",
+                           **base)
         if frame.get("ok") is True:
             return Outcome("ok", measurements=frame.get("measurements"), check_s=_float(frame.get("check_s")),
                            **base)

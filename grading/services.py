@@ -250,6 +250,9 @@ def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = 
         return CodeSubmission.objects.get(pk=submission.pk)
 
     max_score = spec.points
+    if outcome.status == "error":
+        mark_error(submission.pk, outcome.reason)
+        return CodeSubmission.objects.get(pk=submission.pk)
     if outcome.status == "ok":
         try:
             checks = suite.judge(outcome.measurements, reference)

@@ -41,6 +41,9 @@ def _warm_pool_on_start(sender=None, **kwargs) -> None:  # noqa: ANN001
         queues = set()
     if queues and "gpu" not in queues:
         return
+    pool_cls = getattr(getattr(sender, "controller", None), "pool_cls", None)
+    if "prefork" in f"{getattr(pool_cls, '__module__', '')}.{getattr(pool_cls, '__name__', '')}":
+        return  # the parent never grades; each child starts its own pool on its first grading
     try:
         from grading.pool import get_pool
 
