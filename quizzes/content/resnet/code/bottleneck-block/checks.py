@@ -346,6 +346,9 @@ def _j_projection(m, ref):
     if not _one_by_one_shortcut(m, 2):
         return 0.0, ("With stride 2 the shortcut must be a 1x1 convolution with stride 2 (to 4 * mid_channels), "
                      "followed by BatchNorm2d.")
+    if (m.get("zeroed") or {}).get("shape") != (ref.get("zeroed") or {}).get("shape"):
+        return 0.0, ("A downsampling block returned the wrong shape: 4 * mid_channels channels, the size divided by "
+                     "the stride.")
     if not _close(m.get("zeroed"), ref.get("zeroed")):
         return 0.0, ("With all its convolutions zeroed, a downsampling block should return relu(BN bias of the main "
                      "path + BN bias of the shortcut); yours did not: is there a BatchNorm2d after the projection?")
