@@ -20,6 +20,7 @@ after READY from a process that exited cleanly. Anything else fails the submissi
 from __future__ import annotations
 
 import atexit
+import fcntl
 import glob
 import importlib.util
 import json
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 RUNNER_PATH = Path(__file__).with_name("runner.py")
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 EOF_GRACE_S = 1.0
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux)
 OUTPUT_KEPT_BYTES = 8192
 SANDBOX_UID = 65534
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -417,6 +419,10 @@ class Sandbox:
             os.close(res_w)
         self._res_r = res_r
         os.set_blocking(res_r, False)
+        try:  # room for the warm-up and job frames, so writing them never waits on the sandbox
+            fcntl.fcntl(self.proc.stdin.fileno(), F_SETPIPE_SZ, 1 << 20)
+        except OSError:
+            pass
         warm = json.dumps({"warmups": self.warmups}).encode()
         try:
             assert self.proc.stdin is not None
