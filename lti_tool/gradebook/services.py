@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from lti_tool.gradebook import ags, clock
@@ -125,7 +125,6 @@ def record_score(
     update = ScoreUpdate.objects.create(
         resource_link=resource_link,
         lti_user=lti_user,
-        line_item=LineItem.objects.filter(resource_link=resource_link, tag=LINE_ITEM_TAG).first(),
         score_given=score_given,
         score_maximum=score_maximum,
         activity_progress=activity_progress,
@@ -199,6 +198,11 @@ def _claim(score_update_id: int, *, ignore_schedule: bool) -> tuple[ScoreUpdate 
             ScoreUpdate.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk=score_update_id)
             .select_related("resource_link__context__deployment__registration", "lti_user", "line_item")
+            .annotate(
+                has_newer=Exists(
+                    _newer_than(OuterRef("resource_link_id"), OuterRef("lti_user_id"), OuterRef("timestamp"))
+                )
+            )
             .first()
         )
         # select_related rows are read without their own lock: only the outbox row is locked.
@@ -211,7 +215,7 @@ def _claim(score_update_id: int, *, ignore_schedule: bool) -> tuple[ScoreUpdate 
             return None, "busy"
         if not ignore_schedule and row.next_attempt_at > now + timedelta(seconds=1):
             return None, "not_due"
-        if _newer_exists(row):
+        if row.has_newer:
             row.state = State.SUPERSEDED
             row.last_error = "Replaced by a newer score before it was delivered."
             row.save(update_fields=["state", "last_error", "updated_at"])
@@ -224,13 +228,15 @@ def _claim(score_update_id: int, *, ignore_schedule: bool) -> tuple[ScoreUpdate 
         return row, "claimed"
 
 
+def _newer_than(resource_link_id: Any, lti_user_id: Any, timestamp: Any) -> Any:
+    """Rows of the same student and placement that are newer and meant to be sent (skipped ones never count)."""
+    return ScoreUpdate.objects.filter(
+        resource_link_id=resource_link_id, lti_user_id=lti_user_id, timestamp__gt=timestamp
+    ).exclude(state=State.SKIPPED)
+
+
 def _newer_exists(row: ScoreUpdate) -> bool:
-    return (
-        ScoreUpdate.objects.filter(resource_link_id=row.resource_link_id, lti_user_id=row.lti_user_id)
-        .filter(timestamp__gt=row.timestamp)
-        .exclude(state=State.SKIPPED)
-        .exists()
-    )
+    return _newer_than(row.resource_link_id, row.lti_user_id, row.timestamp).exists()
 
 
 def deliver_score_update(score_update_id: int, *, ignore_schedule: bool = False) -> str:
