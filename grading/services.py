@@ -226,11 +226,19 @@ def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = 
     from grading.sandbox import SandboxConfig, SandboxError, SandboxUnavailable, check_available
     from quizzes.content import ChallengeNotFound, get_code_challenge
 
+    try:
+        check_available(SandboxConfig.from_settings())
+    except SandboxUnavailable as exc:
+        # Refuse to grade, fail closed. Not a delivery: the sweeper retries until the sandbox is back.
+        if not CodeSubmission.objects.filter(pk=submission_id).exists():
+            return None
+        mark_error(submission_id, f"Grading is unavailable right now ({exc}). Your code was kept and will be "
+                   "graded when it is back.")
+        return CodeSubmission.objects.get(pk=submission_id)
     submission = begin_grading(submission_id, worker=worker)
     if submission is None:
         return None
     try:
-        check_available(SandboxConfig.from_settings())
         spec = _spec(get_code_challenge, submission.challenge_slug, submission.challenge_version)
         if not spec.checks_source.strip():
             raise ChecksError(f"challenge {spec.slug} has no hidden checks")
@@ -245,8 +253,7 @@ def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = 
         finally:
             pool.returned()
     except (SandboxUnavailable, SandboxError, ChecksError, ChallengeNotFound, OSError) as exc:
-        mark_error(submission.pk, f"Grading is unavailable right now ({exc}). Your code was kept and will be "
-                   "graded when it is back.")
+        mark_error(submission.pk, f"Grading could not run ({exc}). Your code was kept; it will be graded again.")
         return CodeSubmission.objects.get(pk=submission.pk)
 
     max_score = spec.points
