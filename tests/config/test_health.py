@@ -6,14 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
 from django.test import override_settings
+from kombu import Connection
 
-from config import health
 from config import metrics as m
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,16 +31,24 @@ def _run_django(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def broker() -> redis.Redis:
-    """The Redis database the tests' Celery broker uses, with the sampled queues emptied before and after."""
+def broker(settings):
+    """The tests' Redis broker under a key prefix of its own, so Celery workers of other tests never consume (or
+    add to) the queues these tests count. Yields a function that publishes n messages to a queue through kombu."""
     assert settings.CELERY_BROKER_URL.startswith("redis://"), "run the tests with a Redis CELERY_BROKER_URL"
+    prefix = f"test-health-{uuid.uuid4().hex[:8]}:"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": prefix}
+
+    def publish(queue: str, n: int = 1, priority: int | None = None) -> None:
+        with Connection(settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as c:
+            simple = c.SimpleQueue(queue)
+            for i in range(n):
+                simple.put({"n": i}, priority=priority)
+            simple.close()
+
+    yield publish
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    keys = [q for q in health.SAMPLED_QUEUES] + [
-        f"{q}{health._REDIS_PRIORITY_SEP}{p}" for q in health.SAMPLED_QUEUES for p in health._REDIS_PRIORITY_STEPS
-    ]
-    client.delete(*keys)
-    yield client
-    client.delete(*keys)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
     client.close()
 
 
@@ -171,20 +180,18 @@ def test_metrics_exposes_every_metric_of_the_registry(client):
     assert _sample(text, "lti_launches_refused_total", 'reason="replayed_nonce"') >= 1
 
 
-def test_metrics_samples_queue_depth_from_the_redis_broker(client, broker):
-    from config.celery import app
-
-    for _ in range(3):
-        app.send_task("tests.config.not_a_task", queue="gpu")
-    app.send_task("tests.config.not_a_task", queue="default")
-    app.send_task("tests.config.not_a_task", queue="default", priority=9)  # kombu keeps it in a priority list
+def test_metrics_samples_queue_depth_from_the_redis_broker(client, broker, settings):
+    broker("gpu", 3)
+    broker("default", 1)
+    broker("default", 1, priority=9)  # kombu keeps it in a separate priority list
 
     text = client.get("/metrics").content.decode()
     assert _sample(text, "queue_depth", 'queue="gpu"') == 3
     assert _sample(text, "queue_depth", 'queue="default"') == 2
     assert _sample(text, "broker_up") == 1
 
-    broker.delete("gpu")
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"]
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(f"{prefix}gpu")  # a worker took them all
     text = client.get("/metrics").content.decode()
     assert _sample(text, "queue_depth", 'queue="gpu"') == 0
 

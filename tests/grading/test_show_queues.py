@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from io import StringIO
 
 import pytest
 import redis
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import override_settings
+from kombu import Connection
 
 from grading.models import CodeSubmission
 from lti_tool.gradebook.models import ScoreUpdate
@@ -19,11 +20,23 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def broker():
+def broker(settings):
+    """The broker under a key prefix of its own (other tests' workers never touch these queues); yields a function
+    that publishes n messages to a queue through kombu."""
+    prefix = f"test-show-queues-{uuid.uuid4().hex[:8]}:"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": prefix}
+
+    def publish(queue: str, n: int = 1) -> None:
+        with Connection(settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as c:
+            simple = c.SimpleQueue(queue)
+            for i in range(n):
+                simple.put({"n": i})
+            simple.close()
+
+    yield publish
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete("default", "gpu")
-    yield client
-    client.delete("default", "gpu")
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
     client.close()
 
 
@@ -43,10 +56,7 @@ def _score(state: str) -> ScoreUpdate:
 
 
 def test_reports_broker_depths_and_outstanding_work_as_json(broker):
-    from config.celery import app
-
-    for _ in range(2):
-        app.send_task("tests.grading.not_a_task", queue="gpu")
+    broker("gpu", 2)
     _submission(CodeSubmission.Status.QUEUED)
     _submission(CodeSubmission.Status.QUEUED)
     _submission(CodeSubmission.Status.RUNNING)
