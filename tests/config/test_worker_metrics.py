@@ -31,11 +31,13 @@ def test_a_celery_worker_serves_metrics_on_its_port_and_logs_json(tmp_path):
         "METRICS_WORKER_ADDR": "127.0.0.1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
     }
+    # A queue of its own: this worker must not run other tests' leftover tasks.
     log_path = tmp_path / "worker.log"
     log = log_path.open("w")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default", "-c", "1", "--without-heartbeat",
-         "--without-mingle", "--without-gossip", "-n", f"metrics-test-{port}@%h", "--loglevel", "INFO"],
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", f"metrics-test-{port}", "-c", "1",
+         "--without-heartbeat", "--without-mingle", "--without-gossip", "-n", f"metrics-test-{port}@%h",
+         "--loglevel", "INFO"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:
