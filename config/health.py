@@ -14,6 +14,7 @@ SECURE_SSL_REDIRECT would otherwise refuse.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -107,8 +108,6 @@ def readiness() -> tuple[bool, dict[str, str]]:
 
 def _redact(message: str) -> str:
     """Hide anything that looks like a password in a URL (scheme://user:secret@host)."""
-    import re
-
     return re.sub(r"(//[^:/@\s]*:)[^@\s]*@", r"\1***@", message)[:300]
 
 
