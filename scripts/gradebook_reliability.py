@@ -25,6 +25,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -155,8 +156,10 @@ def main() -> int:
     os.environ.update(env)
     admin_sql(maintenance_url, f'CREATE DATABASE "{scratch_name}"')
     server = LmsServer(free_port(), env, workdir / "server.log")
+    status = 2
     try:
-        return run(args, rng, server, started)
+        status = run(args, rng, server, started)
+        return status
     finally:
         server.stop()
         from django.db import connections
@@ -168,6 +171,10 @@ def main() -> int:
             "AND pid <> pg_backend_pid()",
         )
         admin_sql(maintenance_url, f'DROP DATABASE IF EXISTS "{scratch_name}"')
+        if status == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            progress(f"server log and cache kept in {workdir}")
 
 
 def run(args: argparse.Namespace, rng: random.Random, server: LmsServer, started: float) -> int:
