@@ -165,12 +165,7 @@ def main() -> int:
         from django.db import connections
 
         connections.close_all()
-        admin_sql(
-            maintenance_url,
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{scratch_name}' "
-            "AND pid <> pg_backend_pid()",
-        )
-        admin_sql(maintenance_url, f'DROP DATABASE IF EXISTS "{scratch_name}"')
+        admin_sql(maintenance_url, f'DROP DATABASE IF EXISTS "{scratch_name}" WITH (FORCE)')
         if status == 0:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
