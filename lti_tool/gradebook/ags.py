@@ -120,7 +120,8 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def error_from_response(response: requests.Response, what: str) -> ServiceError:
-    """Classify a non-2xx answer: retryable (5xx, 429, rate-limit 403) or not, with the platform's text kept."""
+    """Classify a non-2xx answer: retryable (5xx, 429, rate-limit 403) or not, with the platform's text kept.
+    `what` completes "while ...": "sending this score"."""
     status = response.status_code
     body = (response.text or "")[:ERROR_BODY_CHARS]
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -140,7 +141,9 @@ def error_from_response(response: requests.Response, what: str) -> ServiceError:
             body=body,
             retry_after_s=retry_after,
         )
-    return ServiceError(f"The LMS refused {what} ({status}).", retryable=False, status_code=status, body=body)
+    return ServiceError(
+        f"The LMS refused the request ({status}) while {what}.", retryable=False, status_code=status, body=body
+    )
 
 
 # --- Access tokens (client credentials with a signed JWT assertion) ----------------------------------------------
@@ -195,7 +198,7 @@ def access_token(registration: Registration, scopes: tuple[str, ...], *, refresh
         headers={"Accept": "application/json"},
     )
     if response.status_code != 200:
-        error = error_from_response(response, "the tool's request for an access token")
+        error = error_from_response(response, "issuing an access token to the tool")
         # A refused token is usually configuration (key not yet known, tool disabled): fixable, so keep retrying
         # within the budget rather than giving up on the student's score.
         error.retryable = True

@@ -322,7 +322,7 @@ def _classify_score_response(row: ScoreUpdate, response: Any) -> _Outcome:
             "\u201cSend all grades again\u201d.",
             status,
         )
-    error = ags.error_from_response(response, "this score")
+    error = ags.error_from_response(response, "receiving this score")
     if error.retryable:
         return _Outcome(State.WAITING, error.detail, status, error.retry_after_s)
     if status == 404 and not row.resource_link.lineitem_url and row.line_item_id:
