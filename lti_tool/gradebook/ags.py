@@ -72,6 +72,14 @@ def _session() -> requests.Session:
     return session
 
 
+def close_connections() -> None:
+    """Close this thread's kept-alive connections to LMSs (tests do, so no server thread waits on them)."""
+    session = getattr(_local, "session", None)
+    if session is not None:
+        session.close()
+        _local.session = None
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()

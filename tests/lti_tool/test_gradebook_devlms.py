@@ -13,11 +13,18 @@ import requests
 from django.db import transaction
 from django.urls import reverse
 
-from lti_tool.gradebook import services
+from lti_tool.gradebook import ags, services
 from lti_tool.gradebook.models import LineItem, ScoreUpdate
 from lti_tool.models import LtiUser, Membership, ResourceLink
 
 State = ScoreUpdate.State
+
+
+@pytest.fixture(autouse=True)
+def _close_lms_connections():
+    """Kept-alive connections to the live server would keep one of its threads (and a database session) busy."""
+    yield
+    ags.close_connections()
 
 
 def launched(dev_lms, user="student1", resource_link="link1", course="course1"):

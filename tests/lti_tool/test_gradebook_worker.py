@@ -20,7 +20,7 @@ import pytest
 from django.db import connection, transaction
 
 from config.celery import app as celery_app
-from lti_tool.gradebook import services
+from lti_tool.gradebook import ags, services
 from lti_tool.gradebook.models import ScoreUpdate
 from lti_tool.models import LtiUser, ResourceLink
 from tests.lti_support import parse_forms
@@ -99,6 +99,13 @@ def start_worker(dev_lms, tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _close_lms_connections():
+    """Kept-alive connections to the live server would keep one of its threads (and a database session) busy."""
+    yield
+    ags.close_connections()
 
 
 def launched(dev_lms, user="student1"):
