@@ -497,3 +497,46 @@ def test_moodle_is_known_by_its_product_family_or_its_type_id_urls(stub_lms, fam
     assert services.is_moodle_style(link) is moodle_like
     pending = record(link, make_student(link), None, grading="Pending", activity="Submitted")
     assert (pending.state == State.SKIPPED) is moodle_like
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_scores_of_one_student_are_still_a_second_apart(stub_lms):
+    import threading
+    import time
+
+    from django.db import connection
+
+    link = make_placement(stub_lms)
+    student = make_student(link)
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def grade(score: float) -> None:
+        try:
+            barrier.wait(timeout=10)
+            with transaction.atomic():
+                services.record_score(
+                    resource_link=link,
+                    lti_user=student,
+                    score_given=score,
+                    score_maximum=5.0,
+                    activity_progress="Completed",
+                    grading_progress="FullyGraded",
+                )
+                time.sleep(0.1)  # the grade's own transaction goes on a little: the others must wait, not collide
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=grade, args=(float(i),)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    rows = list(ScoreUpdate.objects.filter(lti_user=student).order_by("timestamp"))
+    assert len(rows) == 4
+    gaps = [b.timestamp - a.timestamp for a, b in zip(rows, rows[1:], strict=False)]
+    assert all(gap >= timedelta(seconds=1) for gap in gaps)
+    assert [r.state for r in rows] == [State.SUPERSEDED] * 3 + [State.WAITING]  # the newest wins
