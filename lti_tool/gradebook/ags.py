@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import jwt
 import requests
+import urllib3
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.cache import cache
@@ -41,6 +42,7 @@ TOKEN_EXPIRY_MARGIN_S = 60
 ASSERTION_LIFETIME_S = 300
 MAX_PAGES = 200  # paging is bounded: a platform that loops its `next` links cannot keep a worker forever
 ERROR_BODY_CHARS = 300
+MAX_RESPONSE_BYTES = 5 * 1024 * 1024  # a roster page of thousands of members is far below this
 
 # After a failed connection to an LMS, other calls from this process to it fail at once for this long.
 UNREACHABLE_MEMO_S = 1.0
@@ -99,7 +101,13 @@ def http(method: str, url: str, **kwargs: Any) -> requests.Response:
     kwargs.setdefault("allow_redirects", False)
     check_reachable(url)
     try:
-        response = _session().request(method, url, **kwargs)
+        response = _session().request(method, url, stream=True, **kwargs)
+        # Bounded input: read at most MAX_RESPONSE_BYTES of whatever the LMS sends.
+        body = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
+        if len(body) > MAX_RESPONSE_BYTES:
+            response.close()
+        else:
+            response.raw.release_conn()  # read to the end: the connection can be kept alive
     except requests.Timeout as exc:
         raise ServiceError(f"The LMS did not answer within {kwargs['timeout']:g} s.", retryable=True) from exc
     except requests.ConnectionError as exc:
@@ -107,7 +115,14 @@ def http(method: str, url: str, **kwargs: Any) -> requests.Response:
         raise ServiceError("The LMS could not be reached (connection failed).", retryable=True) from exc
     except requests.RequestException as exc:
         raise ServiceError(f"The request to the LMS failed: {exc.__class__.__name__}.", retryable=True) from exc
+    except (OSError, urllib3.exceptions.HTTPError) as exc:
+        # Errors while reading the body (a reset connection, a read timeout) surface from urllib3 directly.
+        raise ServiceError("The LMS connection broke while it was answering.", retryable=True) from exc
     _unreachable.pop(_origin(url), None)
+    if len(body) > MAX_RESPONSE_BYTES:
+        raise ServiceError("The LMS answered with more data than the tool accepts.", retryable=False)
+    response._content = body
+    response._content_consumed = True
     return response
 
 
@@ -304,6 +319,9 @@ def get_pages(
         except ValueError as exc:
             raise ServiceError(f"The LMS answered with something unreadable while {what}.", retryable=True) from exc
         next_url = next_link(response.headers.get("Link"))
+        if next_url and _origin(next_url) != _origin(url):
+            # Never send the bearer token to another host, whatever a Link header says.
+            raise ServiceError("The LMS pointed the next page to another host; the tool did not follow.", False)
     return bodies
 
 

@@ -93,3 +93,21 @@ def test_no_roster_service_or_an_lms_error_is_reported_and_changes_nothing(stub_
     with pytest.raises(ags.ServiceError, match="no roster service"):
         services.sync_roster(link.context)
     assert Membership.objects.count() == 0
+
+
+def test_a_next_link_to_another_host_is_not_followed(stub_lms):
+    link = make_placement(stub_lms)
+    stub_lms.pages[PATH] = Canned(
+        200, {"members": [member("s1", [LEARNER])]}, {"Link": '<https://evil.example.com/steal>; rel="next"'}
+    )
+    with pytest.raises(ags.ServiceError, match="another host"):
+        services.sync_roster(link.context)
+    assert Membership.objects.count() == 0
+
+
+def test_an_oversized_answer_is_refused(stub_lms, monkeypatch):
+    link = make_placement(stub_lms)
+    monkeypatch.setattr(ags, "MAX_RESPONSE_BYTES", 2000)
+    stub_lms.pages[PATH] = Canned(200, {"members": [member(f"s{i}", [LEARNER]) for i in range(100)]})
+    with pytest.raises(ags.ServiceError, match="more data than the tool accepts"):
+        services.sync_roster(link.context)
