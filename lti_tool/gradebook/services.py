@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from lti_tool.gradebook import ags, clock
@@ -194,18 +194,7 @@ def backoff_delay(attempts: int, *, retry_after_s: float | None = None, rng: ran
 def _claim(score_update_id: int, *, ignore_schedule: bool) -> tuple[ScoreUpdate | None, str]:
     """Lock the row briefly, check it is still to be sent, and lease it to this worker."""
     with transaction.atomic():
-        row = (
-            ScoreUpdate.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk=score_update_id)
-            .select_related("resource_link__context__deployment__registration", "lti_user", "line_item")
-            .annotate(
-                has_newer=Exists(
-                    _newer_than(OuterRef("resource_link_id"), OuterRef("lti_user_id"), OuterRef("timestamp"))
-                )
-            )
-            .first()
-        )
-        # select_related rows are read without their own lock: only the outbox row is locked.
+        row = ScoreUpdate.objects.select_for_update(skip_locked=True).filter(pk=score_update_id).first()
         if row is None:
             return None, "busy"
         if row.state != State.WAITING:
@@ -215,7 +204,7 @@ def _claim(score_update_id: int, *, ignore_schedule: bool) -> tuple[ScoreUpdate 
             return None, "busy"
         if not ignore_schedule and row.next_attempt_at > now + timedelta(seconds=1):
             return None, "not_due"
-        if row.has_newer:
+        if _newer_exists(row):
             row.state = State.SUPERSEDED
             row.last_error = "Replaced by a newer score before it was delivered."
             row.save(update_fields=["state", "last_error", "updated_at"])
@@ -225,7 +214,11 @@ def _claim(score_update_id: int, *, ignore_schedule: bool) -> tuple[ScoreUpdate 
         row.claimed_until = now + _lease()
         row.enqueued_at = None  # this message is being handled; if we die, the sweeper re-enqueues after the lease
         row.save(update_fields=["attempts", "claim", "claimed_until", "enqueued_at", "updated_at"])
-        return row, "claimed"
+    # What the attempt needs, read after the short claim transaction (simple queries: cheap to build and run).
+    row.resource_link = ResourceLink.objects.select_related("context__deployment__registration").get(
+        pk=row.resource_link_id
+    )
+    return row, "claimed"
 
 
 def _newer_than(resource_link_id: Any, lti_user_id: Any, timestamp: Any) -> Any:
@@ -369,7 +362,7 @@ def _finish(row: ScoreUpdate, outcome: _Outcome) -> str:
         "last_status_code": outcome.status_code,
         "claim": None,
         "claimed_until": None,
-        "line_item": row.line_item if row.line_item is not None and row.line_item.pk else None,
+        "line_item_id": row.line_item_id,  # resolved (or forgotten) by this attempt
         "last_error": outcome.detail,
         "updated_at": timezone.now(),
     }
