@@ -12,31 +12,62 @@ from grading.models import CodeSubmission
 from lti_tool.sessions import SESSION_KEY
 
 
-def _may_see(request: HttpRequest, submission: CodeSubmission) -> bool:
-    """The student who owns it (a launch of theirs in this session), or staff: a Django staff user, or an
-    instructor launch in this session for a course the submission's student belongs to (same platform)."""
+def _viewer(request: HttpRequest, submission: CodeSubmission) -> str | None:
+    """"staff" (a Django staff user, or an instructor launch in this session for a course the submission's student
+    belongs to), "owner" (the student, through a launch of theirs in this session), or None."""
     if getattr(request, "user", None) is not None and request.user.is_authenticated and request.user.is_staff:
-        return True
+        return "staff"
     if submission.lti_user_id is None:
-        return False
-    launches = request.session.get(SESSION_KEY, {}).values()
-    if any(launch.get("lti_user_pk") == submission.lti_user_id for launch in launches):
-        return True
+        return None
+    launches = list(request.session.get(SESSION_KEY, {}).values())
     staff_contexts = [launch.get("context_pk") for launch in launches if launch.get("is_staff")]
-    if not staff_contexts:
+    if staff_contexts:
+        from lti_tool.models import Membership
+
+        if Membership.objects.filter(context_id__in=staff_contexts, lti_user_id=submission.lti_user_id).exists():
+            return "staff"
+    if any(launch.get("lti_user_pk") == submission.lti_user_id for launch in launches):
+        return "owner"
+    return None
+
+
+def _result_held_back(submission: CodeSubmission) -> bool:
+    """Whether the student may not see the result yet (an exam shows results only once the attempt closed)."""
+    answer = getattr(submission, "quiz_answer", None)
+    if answer is None:
         return False
-    from lti_tool.models import Membership
+    from quizzes.queries import feedback_visible  # the quiz's rules decide what a student may see
 
-    return Membership.objects.filter(context_id__in=staff_contexts, lti_user_id=submission.lti_user_id).exists()
+    return not feedback_visible(answer.state.attempt)
 
 
-def status_payload(submission: CodeSubmission) -> dict[str, Any]:
-    """What the player shows: status, score, per-check feedback, artifacts and the per-phase timestamps."""
+def status_payload(submission: CodeSubmission, *, held_back: bool = False) -> dict[str, Any]:
+    """What the player shows: status, score, per-check feedback, artifacts and the per-phase timestamps.
+
+    `held_back`: the student may not see the result yet; only the progress is reported.
+    """
 
     def iso(dt: Any) -> str | None:
         return dt.isoformat() if dt else None
 
     final = submission.is_final
+    if held_back:
+        # The student learns that the code was received and graded, nothing about how it did.
+        return {
+            "id": str(submission.pk),
+            "challenge": submission.challenge_slug,
+            "status": "graded" if final else submission.status,
+            "final": final,
+            "held_back": True,
+            "score": None,
+            "max_score": None,
+            "feedback": "Your code was received. Results are shown once the exam closes." if final else "",
+            "checks": [],
+            "artifacts": {},
+            "queued_at": iso(submission.queued_at),
+            "started_at": iso(submission.started_at),
+            "finished_at": iso(submission.finished_at),
+        }
     return {
         "id": str(submission.pk),
         "challenge": submission.challenge_slug,
@@ -60,6 +91,8 @@ def status_payload(submission: CodeSubmission) -> dict[str, Any]:
 def status(request: HttpRequest, submission_id: Any) -> JsonResponse:
     """GET /grading/submissions/<uuid>/status.json: 404 unless the owner or staff asks."""
     submission = CodeSubmission.objects.filter(pk=submission_id).first()
-    if submission is None or not _may_see(request, submission):
+    viewer = _viewer(request, submission) if submission is not None else None
+    if viewer is None:
         raise Http404("No such submission.")
-    return JsonResponse(status_payload(submission))
+    held_back = viewer == "owner" and _result_held_back(submission)
+    return JsonResponse(status_payload(submission, held_back=held_back))

@@ -11,7 +11,7 @@ from grading import services as grading
 from grading.models import CodeSubmission
 from quizzes import content, services
 from quizzes.models import Attempt, CodeAnswer, QuestionState
-from tests.quizzes.factories import PlacementFactory, establish_launch, student_for
+from tests.quizzes.factories import PlacementFactory, establish_launch, instructor_for, student_for
 
 pytestmark = pytest.mark.django_db
 
@@ -160,6 +160,26 @@ def test_the_code_endpoint_submits_and_the_page_polls_the_grading_status():
     assert page.count("<polyline") == 2 and "final loss 0.1000" in page
     assert "plain 1e-06, with skip connections 0.3" in page
     assert "some checks failed" in page and "checked (1, 128, 32, 32)" in page
+
+
+def test_an_exam_student_polling_the_grading_status_learns_nothing_of_the_result_before_the_exam_closes():
+    placement, user, attempt = _start(mode="exam", slugs=(BLOCK, EXPERIMENT))  # the exam stays open after BLOCK
+    rl = placement.resource_link
+    student, instructor = Client(), Client()
+    establish_launch(student, rl, user)
+    establish_launch(instructor, rl, instructor_for(rl), staff=True)
+    submission = services.submit_code(attempt, BLOCK, content.get_code_challenge(BLOCK).solution_source).submission
+    _grade(submission, 1.0)
+    status_url = reverse("grading:status", kwargs={"submission_id": submission.pk})
+
+    held = student.get(status_url).json()
+    assert held["final"] is True and held["held_back"] is True
+    assert held["score"] is None and held["checks"] == [] and "some checks failed" not in held["feedback"]
+    assert instructor.get(status_url).json()["score"] == 1.0  # staff always see the result
+
+    services.finish_attempt(attempt)
+    shown = student.get(status_url).json()
+    assert shown["score"] == 1.0 and shown["checks"][0]["name"] == "output shape"
 
 
 def test_the_code_form_refuses_a_choice_question_and_empty_code():
