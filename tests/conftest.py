@@ -14,8 +14,13 @@ def dev_lms(live_server, transactional_db):
     Starts with its seed data (course1/course2, student1..student5, instructor1, link1 with a 100-point column,
     link2 without one) and no tool: call `dev_lms.register_tool(style="canvas"|"moodle")` first.
     """
+    from django.core.cache import cache
+
     from tests.lti_support import DevLms
 
+    # The database is emptied between tests, the shared cache (Redis) is not: start from no cached keys, tokens
+    # or launch state, as a fresh deployment would.
+    cache.clear()
     jose._jwks_cache.clear()
     lms = DevLms(live_server.url)
     yield lms
