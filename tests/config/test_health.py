@@ -210,7 +210,12 @@ def test_metrics_samples_queue_depth_through_a_non_redis_transport(client, tmp_p
     # Any kombu transport other than Redis is read with a passive queue_declare (here the filesystem transport).
     from kombu import Connection
 
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "processed_folder": str(tmp_path)}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "processed_folder": str(tmp_path),
+        "control_folder": str(tmp_path),  # else kombu writes a control/ folder into the working directory
+    }
     with Connection("filesystem://", transport_options=options) as conn:
         queue = conn.SimpleQueue("gpu")
         queue.put({"n": 1})
