@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/2
 CHROMIUM_PATH ?= /usr/bin/chromium
 
-.PHONY: venv system-deps test lint demo migrate clean bench
+.PHONY: venv system-deps test lint demo migrate clean bench loadtest reliability
 
 $(BIN)/.installed: requirements.txt requirements-worker.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,6 +44,14 @@ demo: venv system-deps
 
 bench: venv system-deps
 	$(BIN)/python manage.py grading_bench
+
+# 300 students launch within a minute and answer the five seed questions (its own database and Redis DBs).
+loadtest: venv
+	$(BIN)/python scripts/loadtest.py
+
+# 1,000 scores recorded while the LMS is down for 12 simulated minutes: delivered/lost must be 1000/0.
+reliability: venv
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python scripts/gradebook_reliability.py
 
 clean:
 	rm -rf $(VENV) .cache db.sqlite3 staticfiles
