@@ -388,8 +388,10 @@ class Sandbox:
             shutil.which(cfg.bwrap_path) or cfg.bwrap_path,
             "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox",
-            *_binds(exe, paths, cfg.device),
+            # The private /tmp first, then the binds: a worker installed under /tmp (a CI checkout, say) keeps its
+            # interpreter and site-packages visible on top of the tmpfs.
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP,
+            *_binds(exe, paths, cfg.device),
             # Everything else read-only, the sandbox's own root too: only /tmp (a private tmpfs) is writable.
             "--remount-ro", "/", "--chdir", SANDBOX_TMP,
             *env,

@@ -39,6 +39,18 @@ def test_only_the_system_python_and_torch_site_packages_are_bound_read_only():
     assert not any("BasicBlock" in arg for arg in cmd)
 
 
+def test_a_worker_installed_under_tmp_stays_visible_over_the_private_tmp(monkeypatch):
+    # A CI checkout or a virtualenv under /tmp: its site-packages must be bound after the sandbox's own tmpfs /tmp,
+    # or the tmpfs hides them and no submission can import torch.
+    site = "/tmp/checkout/.venv/lib/python3.11/site-packages"
+    monkeypatch.setattr(sandbox, "_python_paths", lambda: ("/usr/bin/python3", [site]))
+    cmd = Sandbox(SandboxConfig(device="cpu")).command(result_fd=5)
+    tmpfs_at = cmd.index("--tmpfs")
+    assert cmd[tmpfs_at + 1] == "/tmp"
+    bind_at = next(i for i, arg in enumerate(cmd) if arg == "--ro-bind" and cmd[i + 1] == site)
+    assert bind_at > tmpfs_at and cmd[bind_at + 2] == site
+
+
 def test_cpu_sandboxes_cap_memory_with_a_cgroup_or_else_the_address_space():
     sb = Sandbox(SandboxConfig(device="cpu", memory_mb=1024))
     assert runner_config(sb.command(result_fd=5))["address_space_bytes"] == 1024 * 1024 * 1024  # no cgroup yet
