@@ -6,6 +6,10 @@ Layout (under quizzes/content/):
     <set>/code/<slug>/starter.py    starter code shown to students
     <set>/code/<slug>/checks.py     hidden checks run by the grading workers (never shown)
     <set>/code/<slug>/solution.py   a reference solution the checks must accept (never shown)
+    <set>/code/_shared/*.py         helpers a checks.py pulls in with a line `# === include: NAME.py`
+
+Includes are expanded when the set is loaded, so each stored checks.py is self-contained and its version hash covers
+the helpers it uses: editing a helper makes a new version and never changes grading of attempts already made.
 
 `load_challenge_sets()` stores a new `ChallengeSet` row whenever a set's content (including its code files) changes;
 rows already stored are never modified, so placements pinned to an older version keep working unchanged.
@@ -33,6 +37,8 @@ MODES_FILE = CONTENT_ROOT / "modes.yaml"
 DEFAULT_SET_SLUG = "resnet"
 # The code files of a code challenge, as stored in the versioned content.
 CODE_FILES = {"starter_code": "starter.py", "checks_source": "checks.py", "solution_source": "solution.py"}
+INCLUDE_MARKER = "# === include:"
+SHARED_CODE_DIR = "_shared"
 
 
 class ContentError(ValueError):
@@ -122,7 +128,10 @@ def read_set_file(path: Path) -> dict[str, Any]:
             for key, filename in CODE_FILES.items():
                 file = code_dir / filename
                 if file.is_file():
-                    challenge[key] = file.read_text(encoding="utf-8")
+                    text = file.read_text(encoding="utf-8")
+                    if key == "checks_source":
+                        text = _expand_includes(text, path.parent / "code" / SHARED_CODE_DIR, f"{where}.{filename}")
+                    challenge[key] = text
                 elif key == "starter_code":
                     problems.append(f"{where}.starter: {file} does not exist")
                 else:
@@ -130,6 +139,22 @@ def read_set_file(path: Path) -> dict[str, Any]:
     if problems:
         raise ContentError("content is inconsistent:\n" + "\n".join(problems))
     return data
+
+
+def _expand_includes(text: str, shared_dir: Path, where: str) -> str:
+    """Replace each `# === include: NAME.py` line by the text of code/_shared/NAME.py (one level, no nesting)."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if not line.startswith(INCLUDE_MARKER):
+            lines.append(line)
+            continue
+        name = line[len(INCLUDE_MARKER) :].strip()
+        file = shared_dir / name
+        if "/" in name or "\\" in name or not name.endswith(".py") or not file.is_file():
+            raise ContentError(f"{where}: cannot include {name!r}: no such file in {shared_dir}")
+        included = file.read_text(encoding="utf-8")
+        lines.append(included if included.endswith("\n") else included + "\n")
+    return "".join(lines)
 
 
 def content_version(content: dict[str, Any]) -> str:

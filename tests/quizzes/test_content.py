@@ -206,3 +206,28 @@ def test_the_content_version_is_a_hash_of_the_content():
     assert content.content_version(data) == content.current_set().version
     data["title"] += "!"
     assert content.content_version(data) != content.current_set().version
+
+
+def test_shared_check_helpers_are_inlined_so_each_stored_checks_file_stands_alone():
+    spec = get_code_challenge("resnet-block-projection")
+    assert content.INCLUDE_MARKER not in spec.checks_source
+    assert "def _summary(t):" in spec.checks_source  # from code/_shared/probe_helpers.py, above the judge marker
+    probe_half, judge_half = spec.checks_source.split("\n# === judge:")
+    assert "def _summary(t):" in probe_half and "def judge(measurements, reference):" in judge_half
+
+
+def test_editing_a_shared_helper_makes_a_new_version(content_copy):
+    old = content.current_set()
+    helpers = content_copy / "resnet" / "code" / "_shared" / "probe_helpers.py"
+    helpers.write_text(helpers.read_text() + "\nEDITED = True\n")
+    [(new, created)] = content.load_challenge_sets(content_copy)
+    assert created and new.version != old.version
+    assert "EDITED = True" in get_code_challenge("bottleneck-block").checks_source
+    assert "EDITED = True" not in get_code_challenge("bottleneck-block", version=old.version).checks_source
+
+
+def test_an_include_of_a_missing_helper_is_reported(content_copy):
+    checks = content_copy / "resnet" / "code" / "bottleneck-block" / "checks.py"
+    checks.write_text("# === include: nowhere.py\n" + checks.read_text())
+    with pytest.raises(ContentError, match=r"cannot include 'nowhere.py'"):
+        read_set_file(content_copy / "resnet" / "set.yaml")
