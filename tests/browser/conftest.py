@@ -192,45 +192,11 @@ def celery_worker_process(live_server: Any, transactional_db: Any, tmp_path: Pat
     Yields the path of its log. The live server's transactional database commits every write, so the worker, a
     separate process, sees the rows the browser created.
     """
-    import subprocess
-    import sys
-    import time
-    import uuid
+    from tests.workers import CeleryWorker, purge_queues
 
-    from django.db import connection
-
-    from config.celery import app as celery_app
-
-    with celery_app.connection_for_write() as conn:
-        for queue in ("gpu", "default"):
-            conn.default_channel.queue_purge(queue)  # messages of earlier tests, for rows that are gone
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-        "GRADING_DEVICE": "cpu",
-    }
-    env.pop("METRICS_WORKER_PORT", None)
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    log = tmp_path / "worker.log"
-    with log.open("w") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,default", "--pool", "solo",
-             "-n", f"browser-test-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"],
-            cwd=Path(__file__).resolve().parents[2], env=env, stdout=handle, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 120
-            while "ready." not in log.read_text():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
-            yield log
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    purge_queues("gpu", "default")
+    process = CeleryWorker(tmp_path, name="browser-test", env={"GRADING_DEVICE": "cpu"})
+    try:
+        yield process.log
+    finally:
+        process.stop()

@@ -6,78 +6,24 @@ submission whose broker message was lost."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from grading import services
 from grading.models import CodeSubmission
 from grading.tasks import requeue_stale_submissions
 from tests.grading.conftest import solution
+from tests.workers import CeleryWorker
 
 pytestmark = [pytest.mark.worker, pytest.mark.sandbox]
-ROOT = Path(__file__).resolve().parents[2]
 SLUG = "resnet-block-stride"
 WAIT_S = 300  # bounded; a busy shared 2-core machine needs a while to warm torch in a sandbox
 WORKER_ENV = {"GRADING_POOL_SIZE": "1", "GRADING_TIMEOUT_S": "20", "GRADING_REQUEUE_AFTER_S": "1"}
-
-
-class Worker:
-    """One `celery worker` subprocess consuming the gpu and default queues."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        db = connection.settings_dict
-        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-        env = {
-            **os.environ,
-            **WORKER_ENV,
-            # The worker must see the rows the test writes: pytest-django's test database (test_<name>).
-            "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-        }
-        env.pop("METRICS_WORKER_PORT", None)
-        self.log = tmp_path / f"worker-{uuid.uuid4().hex[:8]}.log"
-        command = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,default", "--pool", "solo",
-            "-n", f"grading-test-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip",
-            "--without-heartbeat", "-l", "INFO",
-        ]  # fmt: skip
-        self.handle = self.log.open("w")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while "ready." not in self.log.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the worker did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.2)
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no warm shutdown, no acknowledgement, no cleanup (a GPU node lost mid-grading)."""
-        if self.alive:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.alive:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.handle.close()
 
 
 @pytest.fixture
@@ -87,10 +33,10 @@ def start_worker(transactional_db, tmp_path):
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     current_set()  # the challenge set is in the database before any worker looks for it
-    workers: list[Worker] = []
+    workers: list[CeleryWorker] = []
 
-    def start() -> Worker:
-        workers.append(Worker(tmp_path))
+    def start() -> CeleryWorker:
+        workers.append(CeleryWorker(tmp_path, name="grading-test", env=WORKER_ENV))
         return workers[-1]
 
     yield start
@@ -98,7 +44,7 @@ def start_worker(transactional_db, tmp_path):
         worker.stop()
 
 
-def wait_for(submission: CodeSubmission, predicate, worker: Worker | None = None) -> CodeSubmission:
+def wait_for(submission: CodeSubmission, predicate, worker: CeleryWorker | None = None) -> CodeSubmission:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         submission.refresh_from_db()

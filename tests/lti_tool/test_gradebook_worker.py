@@ -7,27 +7,19 @@ plays the web server (record_score inside a transaction, as the challenge player
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
-from config.celery import app as celery_app
 from lti_tool.gradebook import ags, services
 from lti_tool.gradebook.models import ScoreUpdate
 from lti_tool.models import LtiUser, ResourceLink
 from tests.lti_support import parse_forms
+from tests.workers import CeleryWorker, purge_queues
 
 pytestmark = pytest.mark.worker
 
-ROOT = Path(__file__).resolve().parents[2]
 State = ScoreUpdate.State
 # The seed challenge set's first question and its right answer (content/resnet/set.yaml).
 FIRST_ANSWER = "To allow gradients to flow directly and avoid vanishing gradient problems in very deep networks."
@@ -39,61 +31,14 @@ WORKER_ENV = {
 }
 
 
-class Worker:
-    """One `celery worker` subprocess (optionally with the embedded beat, i.e. the sweeper)."""
-
-    def __init__(self, tmp_path: Path, *, beat: bool = False) -> None:
-        db = connection.settings_dict
-        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-        env = {
-            **os.environ,
-            **WORKER_ENV,
-            # The worker must see the rows the test writes: pytest-django's test database.
-            "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-        }
-        env.pop("METRICS_WORKER_PORT", None)
-        self.log = tmp_path / f"worker-{uuid.uuid4().hex[:8]}.log"
-        command = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default", "--pool", "solo",
-            "-n", f"gradebook-test-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip",
-            "--without-heartbeat", "-l", "INFO",
-        ]  # fmt: skip
-        if beat:
-            command += ["-B", "-s", str(tmp_path / "beat-schedule")]
-        self.handle = self.log.open("w")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90  # bounded: a busy 2-core machine boots a worker in a few seconds
-        while "ready." not in self.log.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the worker did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.2)
-
-    def kill(self) -> None:
-        """SIGKILL: no warm shutdown, no acknowledgement, no cleanup (a node lost mid-task)."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.handle.close()
-
-
 @pytest.fixture
 def start_worker(dev_lms, tmp_path):
     """start_worker(beat=False) -> Worker; every worker started is stopped before the database is flushed."""
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("default")  # messages other tests left for rows that no longer exist
-    workers: list[Worker] = []
+    purge_queues("default")
+    workers: list[CeleryWorker] = []
 
-    def start(*, beat: bool = False) -> Worker:
-        workers.append(Worker(tmp_path, beat=beat))
+    def start(*, beat: bool = False) -> CeleryWorker:
+        workers.append(CeleryWorker(tmp_path, queues="default", name="gradebook-test", beat=beat, env=WORKER_ENV))
         return workers[-1]
 
     yield start

@@ -4,62 +4,29 @@ the result and the score reaches the LMS gradebook through the worker."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
-from config.celery import app as celery_app
 from grading.models import CodeSubmission
 from quizzes import content
 from quizzes.models import QuestionState
 from tests.lti_support import parse_forms
+from tests.workers import CeleryWorker, purge_queues
 
 pytestmark = [pytest.mark.worker, pytest.mark.sandbox, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
 SLUG = "resnet-block-projection"
 
 
 @pytest.fixture
 def worker(dev_lms, tmp_path):
-    """One `celery worker` on the gpu and default queues, connected to the test database."""
-    with celery_app.connection_for_write() as conn:
-        for queue in ("gpu", "default"):
-            conn.default_channel.queue_purge(queue)  # messages of earlier tests for rows that are gone
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-        "GRADING_DEVICE": "cpu",
-    }
-    env.pop("METRICS_WORKER_PORT", None)
-    log = tmp_path / "worker.log"
-    handle = log.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,default", "--pool", "solo",
-         "-n", f"quiz-test-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip", "-l", "INFO"],
-        cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while "ready." not in log.read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
-    yield log
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    handle.close()
+    """One `celery worker` on the gpu and default queues, connected to the test database; yields its log."""
+    purge_queues("gpu", "default")
+    process = CeleryWorker(tmp_path, name="quiz-test", env={"GRADING_DEVICE": "cpu"})
+    yield process.log
+    process.stop()
 
 
 def _wait_for(predicate, log: Path, timeout: float = 240.0):
