@@ -6,6 +6,7 @@ sandbox is touched, and this process (the worker) and its pool go on grading.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import time
@@ -115,7 +116,8 @@ def test_other_submissions_leave_nothing_behind(grade):
 
 
 def test_nothing_outside_tmp_can_be_written(grade):
-    target = Path(settings.BASE_DIR) / ".venv" / "lib" / "planted.py"
+    # Where the worker imports torch from (bound read-only): planting code there would poison later gradings.
+    target = Path(importlib.util.find_spec("torch").origin).resolve().parent.parent / "planted.py"
     code = TRY + (
         f"attempt('venv', lambda: open({str(target)!r}, 'w').write('x'))\n"
         "attempt('usr', lambda: open('/usr/lib/planted', 'w').write('x'))\n"
