@@ -96,11 +96,6 @@ def probe(ns, device):
 # === include: judge_helpers.py
 
 
-def artifacts(measurements):
-    """Extra results for the feedback page (none for this challenge)."""
-    return {}
-
-
 def _j_shapes(m, ref):
     ok, feedback = 0, []
     for (cin, cout, n, h, w), got in zip(SHAPE_CONFIGS, m, strict=True):
@@ -160,14 +155,6 @@ def _j_params(m, ref):
     if not _num(n) or not _num(r) or abs(n - r) > 0.02 * r:
         return 0.0, ("The block's parameter count is off: two 3x3 convolutions plus a 1x1 projection when the channel "
                      "counts differ, nothing else.")
-    return 1.0, ""
-
-
-def _j_determinism(m, ref):
-    if _failed(m):
-        return 0.0, _raised(m, "Building and running a block")
-    if not _close(m.get("first"), m.get("second"), rel=1e-6, tol=1e-7):
-        return 0.0, "Two blocks built after the same torch.manual_seed gave different outputs for the same input."
     return 1.0, ""
 
 
