@@ -51,24 +51,7 @@ def status_payload(submission: CodeSubmission, *, held_back: bool = False) -> di
         return dt.isoformat() if dt else None
 
     final = submission.is_final
-    if held_back:
-        # The student learns that the code was received and graded, nothing about how it did.
-        return {
-            "id": str(submission.pk),
-            "challenge": submission.challenge_slug,
-            "status": "graded" if final else submission.status,
-            "final": final,
-            "held_back": True,
-            "score": None,
-            "max_score": None,
-            "feedback": "Your code was received. Results are shown once the exam closes." if final else "",
-            "checks": [],
-            "artifacts": {},
-            "queued_at": iso(submission.queued_at),
-            "started_at": iso(submission.started_at),
-            "finished_at": iso(submission.finished_at),
-        }
-    return {
+    payload = {
         "id": str(submission.pk),
         "challenge": submission.challenge_slug,
         "status": submission.status,
@@ -84,6 +67,18 @@ def status_payload(submission: CodeSubmission, *, held_back: bool = False) -> di
         "started_at": iso(submission.started_at),
         "finished_at": iso(submission.finished_at),
     }
+    if held_back:
+        # The student learns that the code was received and graded, nothing about how it did.
+        payload.update(
+            status="graded" if final else submission.status,
+            held_back=True,
+            score=None,
+            max_score=None,
+            feedback="Your code was received. Results are shown once the exam closes." if final else "",
+            checks=[],
+            artifacts={},
+        )
+    return payload
 
 
 @require_GET
