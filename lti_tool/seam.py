@@ -323,6 +323,8 @@ def deep_link_response_jwt(
             for key, setter in (("label", li.set_label), ("resourceId", li.set_resource_id), ("tag", li.set_tag)):
                 if line_item.get(key):
                     setter(line_item[key])
+            if review := line_item.get("submissionReview"):
+                li.set_submission_review(review["reviewableStatus"], label=review.get("label"))
             res.set_lineitem(li)
         resources.append(res)
     message = deep_link.get_message_jwt(resources)

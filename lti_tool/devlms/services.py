@@ -7,6 +7,7 @@ HTTP answer a real LMS would give. URLs are built from a `Platform` (the request
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -72,12 +73,22 @@ INSTRUCTORS = [("instructor1", "Kaiming", "He")]
 class PlatformError(Exception):
     """A refusal the platform answers with `status` and a human-readable `message`."""
 
-    def __init__(self, status: int, message: str, *, error: str = "", headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error: str = "",
+        headers: dict[str, str] | None = None,
+        in_status_line: bool = False,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.error = error
         self.headers = headers or {}
+        # Moodle 4.5's AGS endpoints answer a body of `[]` and put the message in the HTTP status line.
+        self.in_status_line = in_status_line
 
 
 @dataclass(frozen=True)
@@ -858,16 +869,19 @@ def _parse_timestamp(value: Any) -> datetime:
 def post_score(tool: Tool, course_pk: int, pk: int, query: Any, body: Any) -> tuple[int, dict[str, Any]]:
     """Receive a score (AGS), with Canvas or Moodle semantics; every received score is kept in the history.
 
-    Returns (status, JSON answer); refusals are recorded and answered, not raised, once the line item is known.
+    Returns (status, JSON answer); refusals are recorded, then answered (raised again only where they are answered
+    in the status line, as Moodle does), once the line item is known.
     """
     item = _service_line_item(tool, course_pk, pk, query)
     style = course_style(item.course, tool)
     user_id = str(body.get("userId", ""))[:255] if isinstance(body, dict) else ""
     person = Person.objects.filter(sub=user_id).first() if user_id else None
+    refusal = None
     try:
         with transaction.atomic():
             status, answer = _apply_score(item, style, person, body)
     except PlatformError as exc:
+        refusal = exc
         status, answer = exc.status, {"error": exc.message}
     ScoreEvent.objects.create(
         line_item=item,
@@ -877,6 +891,8 @@ def post_score(tool: Tool, course_pk: int, pk: int, query: Any, body: Any) -> tu
         status_code=status,
         detail=str(answer.get("error", "accepted"))[:255],
     )
+    if refusal is not None and refusal.in_status_line:
+        raise refusal
     return status, answer
 
 
@@ -906,13 +922,17 @@ def _apply_score(item: LineItem, style: str, person: Person | None, body: Any) -
         raise PlatformError(400, "comment must be a string of at most 10000 characters.")
     enrollment = Enrollment.objects.filter(course=item.course, person=person, active=True).first() if person else None
     if enrollment is None or enrollment.is_instructor:
-        if moodle:
-            raise PlatformError(400, "Incorrect score received")
+        if moodle:  # exactly what Moodle 4.5 answers: the score echoed after the message, in the status line
+            raise PlatformError(400, "Incorrect score received" + json.dumps(body)[:500], in_status_line=True)
         raise PlatformError(422, "User not found in course or is not a student")
     current = Score.objects.select_for_update().filter(line_item=item, person=person).first()
     if current is not None:
         if moodle and int(timestamp.timestamp()) <= int(current.timestamp.timestamp()):
-            raise PlatformError(409, "Refusing score with an earlier timestamp for item and user")
+            raise PlatformError(
+                409,
+                f"Refusing score with an earlier timestamp for item {item.pk} and user {person.sub}",
+                in_status_line=True,
+            )
         if not moodle and timestamp < current.timestamp:
             raise PlatformError(400, "Score timestamp can't be before last updated timestamp")
     grading = body["gradingProgress"]

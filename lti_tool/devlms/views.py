@@ -33,8 +33,13 @@ def _json(data: Any, status: int = 200, content_type: str = "application/json", 
 
 
 def _error(exc: PlatformError) -> HttpResponse:
-    body: dict[str, Any] = {"error": exc.error or "request_refused", "error_description": exc.message}
-    response = _json(body, status=exc.status)
+    if exc.in_status_line:
+        response = HttpResponse(
+            "[]", status=exc.status, reason=exc.message, content_type="application/vnd.ims.lis.v1.score+json"
+        )
+    else:
+        body: dict[str, Any] = {"error": exc.error or "request_refused", "error_description": exc.message}
+        response = _json(body, status=exc.status)
     for name, value in exc.headers.items():
         response[name] = value
     return response

@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -25,6 +26,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from lti_tool.models import Registration
+from lti_tool.services import submission_review
 
 SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 SCOPE_LINEITEM_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
@@ -142,11 +144,28 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+# Reason phrases that say nothing beyond the status code ("Bad Request", "Conflict", ...).
+_STANDARD_REASONS = frozenset(status.phrase.lower() for status in HTTPStatus)
+
+
+def platform_text(response: requests.Response) -> str:
+    """What the platform said in a non-2xx answer, bounded. Moodle 4.5's AGS endpoints answer a body of `[]` and put
+    their reason ("Incorrect score received...", "Refusing score with an earlier timestamp...") in the HTTP status
+    line, so the reason phrase counts as text too."""
+    body = (response.text or "").strip()
+    reason = (response.reason or "").strip() if isinstance(response.reason, str) else ""
+    if body in ("", "[]", "{}", "null"):
+        body = ""
+    if reason and reason.lower() not in _STANDARD_REASONS and reason not in body:
+        body = f"{reason} {body}".strip()
+    return body[:ERROR_BODY_CHARS]
+
+
 def error_from_response(response: requests.Response, what: str) -> ServiceError:
     """Classify a non-2xx answer: retryable (5xx, 429, rate-limit 403) or not, with the platform's text kept.
     `what` completes "while ...": "sending this score"."""
     status = response.status_code
-    body = (response.text or "")[:ERROR_BODY_CHARS]
+    body = platform_text(response)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status == 429 or (status == 403 and "rate limit" in body.lower()):
         return ServiceError(
@@ -373,6 +392,7 @@ def create_line_item(
         "resourceLinkId": resource_link_id,
         "tag": tag,
         "resourceId": resource_id,
+        "submissionReview": submission_review(),
     }
     response = service_request(
         registration,

@@ -301,7 +301,7 @@ def _classify_score_response(row: ScoreUpdate, response: Any) -> _Outcome:
     status = response.status_code
     if 200 <= status < 300:
         return _Outcome(State.DELIVERED, "", status)
-    body = (response.text or "")[: ags.ERROR_BODY_CHARS]
+    body = ags.platform_text(response)
     if _is_stale_answer(status, body):
         if row.attempts > 1:
             # A retry: our earlier attempt most likely went through, or a newer score of ours did.

@@ -45,6 +45,7 @@ class Canned:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    reason: str | None = None  # the status line's reason phrase (Moodle 4.5 puts its message there)
 
 
 class StubPlatform:
@@ -86,9 +87,18 @@ class StubPlatform:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def queue(self, method: str, path: str, status: int, body: Any = None, headers=None, delay_s: float = 0) -> None:
+    def queue(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        body: Any = None,
+        headers=None,
+        delay_s: float = 0,
+        reason: str | None = None,
+    ) -> None:
         """The next `method` request to `path` (without query) gets this answer."""
-        self.canned[(method, path)].append(Canned(status, body, dict(headers or {}), delay_s))
+        self.canned[(method, path)].append(Canned(status, body, dict(headers or {}), delay_s, reason))
 
     def requests_to(self, method: str, path_prefix: str) -> list[Seen]:
         return [s for s in self.seen if s.method == method and s.path.startswith(path_prefix)]
@@ -126,7 +136,7 @@ class StubPlatform:
             else (canned.body.encode() if isinstance(canned.body, str) else json.dumps(canned.body).encode())
         )
         try:
-            handler.send_response(canned.status)
+            handler.send_response(canned.status, canned.reason)
             for name, value in canned.headers.items():
                 handler.send_header(name, value)
             handler.send_header("Content-Length", str(len(payload)))

@@ -68,7 +68,17 @@ def test_response_is_signed_and_complete(client, platform):
         "url": "http://testserver/lti/launch/",
         "custom": {"placement": "8c1e"},
         "text": "Timed challenge set",
-        "lineItem": {"scoreMaximum": 100.0, "label": "ResNet challenges", "resourceId": "resnet-set", "tag": "resnet"},
+        "lineItem": {
+            "scoreMaximum": 100.0,
+            "label": "ResNet challenges",
+            "resourceId": "resnet-set",
+            "tag": "resnet",
+            # The LMS may link its gradebook to the student's work here (Moodle 4.5 does).
+            "submissionReview": {
+                "reviewableStatus": ["InProgress", "Submitted", "Completed"],
+                "label": "Open in ResNet Challenges",
+            },
+        },
     }
     assert 'src="/static/lti_tool/autosubmit.js"' in response.content.decode()
 
