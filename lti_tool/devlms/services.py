@@ -526,14 +526,17 @@ def launch_claims(platform: Platform, request: LaunchRequest, tool: Tool, nonce:
         claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"] = endpoint
     if request.message_type == "LtiSubmissionReviewRequest":
         reviewed = ensure_person(request.for_user or "student1")
-        claims[LTI + "for_user"] = {
-            "user_id": reviewed.sub,
-            "name": reviewed.name,
-            "given_name": reviewed.given_name,
-            "family_name": reviewed.family_name,
-            "email": reviewed.email,
-            "roles": [ROLE_LEARNER],
-        }
+        claims[LTI + "for_user"] = {"user_id": reviewed.sub}  # all that Moodle 4.5 sends
+        if course_style(course, tool) != Style.MOODLE:
+            claims[LTI + "for_user"].update(
+                {
+                    "name": reviewed.name,
+                    "given_name": reviewed.given_name,
+                    "family_name": reviewed.family_name,
+                    "email": reviewed.email,
+                    "roles": [ROLE_LEARNER],
+                }
+            )
     return claims
 
 
@@ -985,6 +988,8 @@ def memberships(
         enrollments = enrollments.filter(is_instructor=want_instructor)
     start = (page - 1) * limit
     rows = list(enrollments[start : start + limit + 1])
+    # Moodle 4.5 names roles by their short names in NRPS ("Learner"), by full URIs in launches.
+    short_roles = course_style(course, tool) == Style.MOODLE
     members = [
         {
             "status": "Active",
@@ -993,7 +998,7 @@ def memberships(
             "given_name": e.person.given_name,
             "family_name": e.person.family_name,
             "email": e.person.email,
-            "roles": [ROLE_INSTRUCTOR] if e.is_instructor else [ROLE_LEARNER],
+            "roles": [_nrps_role(ROLE_INSTRUCTOR if e.is_instructor else ROLE_LEARNER, short_roles)],
         }
         for e in rows[:limit]
     ]
@@ -1008,6 +1013,10 @@ def memberships(
         "members": members,
     }
     return container, next_url
+
+
+def _nrps_role(uri: str, short: bool) -> str:
+    return uri.rpartition("#")[2] if short else uri
 
 
 # --- Faults -------------------------------------------------------------------------------------------------------

@@ -290,6 +290,13 @@ class TestMemberships:
         assert roles[canvas.lms.sub("instructor1")] == [services.ROLE_INSTRUCTOR]
         assert {m["email"] for m in members} >= {"student1@devlms.example.edu"}
 
+    def test_moodle_names_roles_by_their_short_names(self, moodle):
+        url = moodle.lms.platform.memberships_url(moodle.course, moodle.tool)
+        members = requests.get(url, params={"limit": 50}, headers=moodle.headers, timeout=30).json()["members"]
+        roles = {m["user_id"]: m["roles"] for m in members}
+        assert roles[moodle.lms.sub("instructor1")] == ["Instructor"]
+        assert roles[moodle.lms.sub("student1")] == ["Learner"]
+
     def test_a_lower_cased_path_is_not_found(self, canvas):
         url = canvas.lms.platform.memberships_url(canvas.course, canvas.tool)
         assert requests.get(url.replace("CourseSection", "coursesection"), headers=canvas.headers).status_code == 404

@@ -126,6 +126,17 @@ def test_submission_review_opens_for_the_instructor(dev_lms):
     result = dev_lms.launch(user="instructor1", message_type="LtiSubmissionReviewRequest", for_user="student3")
     assert_launched(result, dev_lms)
     assert "/review/" in result.response.history[-1].headers.get("Location", "") or "/review/" in result.response.url
+    # The Moodle-style for_user carries only user_id: the name stored at the student's own launch stays.
+    assert "Grace Hopper" in result.response.text
+
+
+def test_submission_review_of_a_student_who_never_launched(dev_lms):
+    """Moodle 4.5 sends only `for_user.user_id`: the review still opens, on an empty history."""
+    dev_lms.register_tool(style="moodle")
+    result = dev_lms.launch(user="instructor1", message_type="LtiSubmissionReviewRequest", for_user="student5")
+    assert_launched(result, dev_lms)
+    assert "/review/" in result.response.url
+    assert "No attempts yet." in result.response.text
 
 
 def test_deep_linking_creates_an_activity_students_can_launch(dev_lms):
