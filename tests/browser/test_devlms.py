@@ -64,6 +64,34 @@ def test_student_launch_opens_the_tool_inside_the_course_page_iframe(page: Page,
     assert not [e for e in console_log if "favicon.ico" not in e], console_log
 
 
+def _frame_fits(page: Page) -> bool:
+    """The LMS iframe is as tall as the tool's page (no page inside a page) and the page does not scroll inside it."""
+    frame = tool_frame(page)
+    body = frame.evaluate("document.body.getBoundingClientRect().height")
+    inner_scroll = frame.evaluate("document.documentElement.scrollHeight - window.innerHeight")
+    outer = page.locator(TOOL_FRAME).evaluate("f => f.clientHeight")
+    return abs(outer - body) <= 2 and inner_scroll <= 1
+
+
+def test_the_lms_iframe_grows_and_shrinks_to_the_tools_page(page: Page, dev_lms) -> None:
+    """The tool asks for its height with lti.frameResize (Canvas honours it; the development LMS does too)."""
+    dev_lms.register_tool(style="canvas")
+    page.set_viewport_size({"width": 390, "height": 700})  # a phone: the start page is taller than the frame
+
+    tool = launch_in_frame(page, "student1")
+    expect(tool.get_by_role("button", name="Start")).to_be_visible()
+    start_height = page.locator(TOOL_FRAME).evaluate("f => f.clientHeight")
+    page.wait_for_function(
+        "() => document.querySelector('iframe.tool-frame').clientHeight > 0.75 * window.innerHeight + 10"
+    )
+    assert _frame_fits(page)
+
+    start_set(tool)  # the first question's page is shorter: the frame follows it down
+    page.wait_for_function(f"() => document.querySelector('iframe.tool-frame').clientHeight !== {start_height}")
+    assert _frame_fits(page)
+    assert page.locator(TOOL_FRAME).evaluate("f => f.clientHeight") < start_height
+
+
 def test_student_launch_in_a_new_window_plays_there(page: Page, dev_lms) -> None:
     dev_lms.register_tool(style="canvas")
     devlms_home(page, "student1")
