@@ -269,12 +269,23 @@ def test_pending_registration_waits_for_it_approval(client, platform):
     response = platform.launch(client, platform.id_token(nonce), state)
     assert_refused(response, "registration_pending", 403)
     assert "waiting for IT approval" in response.content.decode()
+    # The launch itself was sound: no checklist of keys, ids and clocks to send the LMS admin the wrong way.
+    assert "server clocks" not in response.content.decode()
 
 
 def test_disabled_registration(client, platform):
     state, nonce = platform.login(client)
     Registration.objects.filter(pk=platform.registration.pk).update(status=Registration.Status.DISABLED)
-    assert_refused(platform.launch(client, platform.id_token(nonce), state), "registration_disabled", 403)
+    response = platform.launch(client, platform.id_token(nonce), state)
+    assert_refused(response, "registration_disabled", 403)
+    assert "server clocks" not in response.content.decode()
+
+
+def test_a_forged_launch_gets_the_admin_checklist(client, platform):
+    state, nonce = platform.login(client)
+    response = platform.launch(client, platform.id_token(nonce, iss="https://evil.example"), state)
+    assert_refused(response, "issuer_unknown", 401)
+    assert "server clocks are correct" in response.content.decode()
 
 
 def test_disabled_deployment(client, platform):
