@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone
 
 from quizzes import services
@@ -23,11 +23,16 @@ def feedback_visible(attempt: Attempt) -> bool:
     return attempt.placement.rules.get("feedback", "immediate") == "immediate" or attempt.is_finished
 
 
+def _being_graded(state: QuestionState) -> bool:
+    # all(): uses the prefetched code answers where the caller loaded them (question_views), one query otherwise.
+    return any(answer.is_pending for answer in state.code_answers.all())
+
+
 def answer_revealed(attempt: Attempt, state: QuestionState) -> bool:
     """Whether the correct answer and explanation may be shown: never before the question is finished."""
     if state.is_open and not attempt.is_finished:
         return False
-    if state.is_open and state.code_answers.filter(points__isnull=True).exists():
+    if state.is_open and _being_graded(state):
         return False  # still being graded
     if attempt.placement.rules.get("reveal_answers", "after_question") == "after_close":
         return attempt.is_finished
@@ -39,7 +44,7 @@ def status_label(attempt: Attempt, state: QuestionState, *, for_staff: bool = Fa
     if state.is_open:
         if state.first_shown_at is None:
             return "Not started"
-        return "Being graded" if state.code_answers.filter(points__isnull=True).exists() else "Open"
+        return "Being graded" if _being_graded(state) else "Open"
     if not for_staff and not feedback_visible(attempt):
         return "Answered"
     if state.status == QuestionState.Status.EXPIRED:
@@ -96,16 +101,38 @@ class QuestionView:
         return self.state.slug
 
 
-def question_view(attempt: Attempt, state: QuestionState, now: datetime | None = None) -> QuestionView:
+# What a question view reads of a state's answers, loaded in one query per relation for any number of states.
+_ANSWER_PREFETCHES = (
+    "answers",
+    Prefetch("code_answers", queryset=CodeAnswer.objects.select_related("submission")),
+)
+
+
+def question_views(attempt: Attempt, now: datetime | None = None) -> list[QuestionView]:
+    """Every challenge of an attempt, in order, with a fixed number of queries (the overview and summary pages)."""
+    now = now or timezone.now()
+    states = list(attempt.states.order_by("position").prefetch_related(*_ANSWER_PREFETCHES))
+    accommodation = Accommodation.objects.filter(placement=attempt.placement, lti_user_id=attempt.lti_user_id).first()
+    return [question_view(attempt, state, now, accommodation=accommodation) for state in states]
+
+
+_UNSET: Any = object()
+
+
+def question_view(
+    attempt: Attempt, state: QuestionState, now: datetime | None = None, *, accommodation: Any = _UNSET
+) -> QuestionView:
     """The student's view of one challenge under the placement's rules."""
     now = now or timezone.now()
     placement = attempt.placement
     challenge = placement.challenge_set.challenge(state.slug) or {}
-    accommodation = Accommodation.objects.filter(placement=placement, lti_user_id=attempt.lti_user_id).first()
+    if accommodation is _UNSET:
+        accommodation = Accommodation.objects.filter(placement=placement, lti_user_id=attempt.lti_user_id).first()
     extra = accommodation.extra_attempts if accommodation else 0
     allowed = services.attempts_allowed(placement.rules, challenge, extra)
     left = None if allowed is None else max(0, allowed - state.attempts_used)
-    code_answers = list(state.code_answers.select_related("submission").order_by("attempt_number"))
+    prefetch_related_objects([state], *_ANSWER_PREFETCHES)  # nothing to do where question_views loaded them
+    code_answers = list(state.code_answers.all())
     pending = any(a.is_pending for a in code_answers)
     clock = services.question_clock(state, now)
     visible = feedback_visible(attempt)
@@ -182,7 +209,9 @@ def latest_attempts(placement: Placement) -> list[Attempt]:
     attempts = (
         Attempt.objects.filter(placement=placement)
         .select_related("lti_user", "placement__challenge_set")
-        .prefetch_related(Prefetch("states", queryset=QuestionState.objects.order_by("position")))
+        .prefetch_related(
+            Prefetch("states", queryset=QuestionState.objects.order_by("position").prefetch_related("code_answers"))
+        )
         .order_by("lti_user_id", "-number")
     )
     latest: dict[int, Attempt] = {}
@@ -309,7 +338,9 @@ def csv_rows(placement: Placement, now: datetime | None = None) -> list[list[Any
     attempts = (
         Attempt.objects.filter(placement=placement)
         .select_related("lti_user")
-        .prefetch_related(Prefetch("states", queryset=QuestionState.objects.order_by("position")))
+        .prefetch_related(
+            Prefetch("states", queryset=QuestionState.objects.order_by("position").prefetch_related("code_answers"))
+        )
         .order_by("lti_user_id", "number")
     )
     for attempt in attempts:

@@ -219,8 +219,7 @@ def player(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> H
         return redirect(reverse("quizzes:summary", kwargs={"resource_link_pk": resource_link_pk}))
     rows = []
     if attempt is not None and not attempt.is_finished:
-        now = timezone.now()
-        rows = [queries.question_view(attempt, state, now) for state in attempt.states.order_by("position")]
+        rows = queries.question_views(attempt)
     challenges = [placement.challenge_set.challenge(slug) for slug in placement.challenge_slugs]
     return render(
         request,
@@ -449,7 +448,7 @@ def summary(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> 
         return redirect(reverse("quizzes:player", kwargs={"resource_link_pk": resource_link_pk}))
     attempt = services.refresh_attempt(attempt)
     now = timezone.now()
-    rows = [queries.question_view(attempt, state, now) for state in attempt.states.order_by("position")]
+    rows = queries.question_views(attempt, now)
     for row in rows:
         row.state.attempt = attempt
         row.time_used = queries.time_used_s(row.state, now)  # type: ignore[attr-defined]
