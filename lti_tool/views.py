@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from config.metrics import LAUNCHES, LAUNCHES_REFUSED
 from lti_tool import dynreg, keys, seam, services
 from lti_tool import validation as v
+from lti_tool.gradebook import services as gradebook
 from lti_tool.sessions import remember_launch
 from lti_tool.validation import LaunchRefused
 
@@ -171,6 +172,8 @@ def launch(request: HttpRequest) -> HttpResponse:
                         status=303)
     assert synced.resource_link is not None
     remember_launch(request, synced.info)
+    if synced.info.is_staff:
+        gradebook.request_roster_sync(synced.context)
     rl_pk = synced.resource_link.pk
     if validated.message_type == v.SUBMISSION_REVIEW_REQUEST:
         assert synced.for_user is not None

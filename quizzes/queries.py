@@ -220,6 +220,17 @@ def latest_attempts(placement: Placement) -> list[Attempt]:
     return sorted(latest.values(), key=lambda a: (a.lti_user.display_name.lower(), a.lti_user_id))
 
 
+def not_started(placement: Placement) -> list[Any]:
+    """The course's students (from launches and the LMS roster) who have no attempt in this placement, by name."""
+    from lti_tool.models import LtiUser
+
+    started = Attempt.objects.filter(placement=placement).values("lti_user_id")
+    students = LtiUser.objects.filter(
+        memberships__context_id=placement.resource_link.context_id, memberships__is_learner=True
+    ).exclude(pk__in=started)
+    return sorted(students.distinct(), key=lambda user: (user.display_name.lower(), user.pk))
+
+
 def results_table(placement: Placement, now: datetime | None = None) -> list[ResultRow]:
     now = now or timezone.now()
     accommodations = {a.lti_user_id: a for a in Accommodation.objects.filter(placement=placement)}

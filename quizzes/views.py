@@ -491,6 +491,7 @@ def dashboard(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -
             "rules": placement.rules,
             "challenges": challenges,
             "rows": queries.results_table(placement, now),
+            "not_started": queries.not_started(placement),
             "stats": queries.challenge_stats(placement, now),
             "gradebook_url": _gradebook_url(resource_link_pk),
             "modes": content.get_modes(),

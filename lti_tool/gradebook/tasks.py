@@ -18,3 +18,9 @@ def deliver_due_scores() -> int:
     """The sweeper (beat, every 15 s): re-enqueue due rows whose message was lost, never sent, or whose worker
     died mid-delivery. The database is the truth, not the broker."""
     return services.enqueue_due_scores()
+
+
+@shared_task(name="lti_tool.tasks.sync_roster", ignore_result=True)
+def sync_roster(context_id: int) -> int | None:
+    """Refresh a course's roster over NRPS (queued by an instructor's launch, at most hourly per course)."""
+    return services.sync_roster_in_background(context_id)

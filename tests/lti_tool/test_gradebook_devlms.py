@@ -182,6 +182,32 @@ def test_lms_faults_are_retried_until_the_right_grade_arrives(dev_lms):
 # --- Roster (NRPS) ------------------------------------------------------------------------------------------------
 
 
+def test_an_instructor_launch_refreshes_the_roster_at_most_hourly(dev_lms):
+    dev_lms.register_tool(style="moodle")
+    link, _, _ = launched(dev_lms, user="instructor1")
+    # The launch queued one background sync for the course; more launches within the hour queue none.
+    assert services.request_roster_sync(link.context) is False
+    launched(dev_lms, user="instructor1")
+    assert services.request_roster_sync(link.context) is False
+    # What the queued task does (the worker path is in test_gradebook_worker.py).
+    assert services.sync_roster_in_background(link.context.pk) == 6
+    assert Membership.objects.filter(context=link.context, is_learner=True, from_roster=True).count() == 5
+
+
+def test_a_student_launch_does_not_refresh_the_roster(dev_lms):
+    dev_lms.register_tool(style="canvas")
+    link, _, _ = launched(dev_lms, user="student1")
+    assert services.request_roster_sync(link.context) is True  # nothing was queued by the student's launch
+
+
+def test_a_failed_background_roster_sync_lets_the_next_launch_try_again(dev_lms):
+    dev_lms.register_tool(style="canvas")
+    link, _, _ = launched(dev_lms, user="instructor1")
+    dev_lms.set_fault("down", count=5)
+    assert services.sync_roster_in_background(link.context.pk) is None
+    assert services.request_roster_sync(link.context) is True
+
+
 @pytest.mark.parametrize("style", ["canvas", "moodle"])
 def test_roster_sync_follows_every_page_and_lists_students_who_never_launched(dev_lms, style):
     dev_lms.register_tool(style=style)

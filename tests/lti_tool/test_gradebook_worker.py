@@ -14,7 +14,7 @@ from django.db import transaction
 
 from lti_tool.gradebook import ags, services
 from lti_tool.gradebook.models import ScoreUpdate
-from lti_tool.models import LtiUser, ResourceLink
+from lti_tool.models import LtiUser, Membership, ResourceLink
 from tests.lti_support import parse_forms
 from tests.workers import CeleryWorker, purge_queues
 
@@ -116,6 +116,20 @@ def test_a_student_who_answers_the_first_question_right_sees_the_grade_in_the_lm
     assert result is not None and result["grading_progress"] == "FullyGraded"
     assert result["score_given"] == pytest.approx(100 * 1 / 13, rel=1e-3)  # 1 of 13 points, 100-point column
     assert [e["status"] for e in dev_lms.scores(user="student1")] == [200]
+
+
+def test_an_instructor_sees_who_has_not_started_without_pressing_anything(dev_lms, start_worker):
+    """The instructor's launch queues a roster sync; the worker reads the roster; the dashboard lists the students."""
+    dev_lms.register_tool(style="canvas")
+    start_worker()
+    dev_lms.launch(user="student1")  # one student has launched (no attempt yet)
+    teacher = dev_lms.launch(user="instructor1")
+    link = ResourceLink.objects.get()
+    assert dev_lms.wait_for(
+        lambda: Membership.objects.filter(context=link.context, is_learner=True).count() == 5, timeout=60
+    )
+    page = teacher.session.get(teacher.response.url, timeout=30).text
+    assert "Not started (5)" in page and "Grace Hopper" in page
 
 
 def test_503_then_429_then_an_unresponsive_lms_end_with_the_right_grade_and_no_duplicates(dev_lms, start_worker):

@@ -342,6 +342,19 @@ def test_the_dashboard_shows_settings_results_and_statistics():
     assert reverse("lti_tool:gradebook_status", kwargs={"resource_link_pk": rl.pk}) in page
 
 
+def test_the_dashboard_lists_the_students_who_have_not_started():
+    placement, rl, alice, bob, teacher = _class_with_results()
+    student_for(rl, name="Carol Nostart")  # known from the roster (or an earlier launch), no attempt here
+    student_for(ResourceLinkFactory(), name="Dave Elsewhere")  # another course
+    instructor_for(rl, name="Ingrid Instructor")
+    page = teacher.get(url("dashboard", rl)).content.decode()
+    section = page[page.index('id="not-started-heading"') :]
+    section = section[: section.index("</section>")]
+    assert "Not started (1)" in section and "Carol Nostart" in section
+    assert "Alice" not in section and "Dave Elsewhere" not in section  # started; another course
+    assert "Ingrid Instructor" not in section  # instructors are not students
+
+
 def test_one_students_history_and_an_accommodation():
     placement, rl, alice, bob, teacher = _class_with_results()
     page = teacher.get(url("student", rl, lti_user_pk=bob.pk)).content.decode()
