@@ -55,6 +55,11 @@ JWKS_CACHE_S = 3600
 JWKS_REFETCH_MIN_INTERVAL_S = 10
 
 
+# Refusals of a launch that was itself sound (signed, fresh, for a known platform): the LMS admin's usual checklist
+# (ids, keys, clocks) does not apply to them.
+SOUND_LAUNCH_REASONS = frozenset({"registration_pending", "registration_disabled", "deployment_disabled"})
+
+
 class LaunchRefused(Exception):
     """A launch (or login) that must be refused: `reason` is a stable code for logs and metrics."""
 

@@ -46,7 +46,13 @@ def refuse(request: HttpRequest, exc: LaunchRefused, *, stage: str = "launch") -
     response = render(
         request,
         "lti_tool/launch_error.html",
-        {"reason": exc.reason, "message": exc.message, "admin_hint": exc.admin_hint, "status": exc.status},
+        {
+            "reason": exc.reason,
+            "message": exc.message,
+            "admin_hint": exc.admin_hint,
+            "status": exc.status,
+            "checklist": exc.reason not in v.SOUND_LAUNCH_REASONS,
+        },
         status=exc.status,
     )
     response.lti_frame_anywhere = True  # a page with no actions: whichever LMS framed it may show it

@@ -153,7 +153,7 @@ def platform_text(response: requests.Response) -> str:
     their reason ("Incorrect score received...", "Refusing score with an earlier timestamp...") in the HTTP status
     line, so the reason phrase counts as text too."""
     body = (response.text or "").strip()
-    reason = (response.reason or "").strip() if isinstance(response.reason, str) else ""
+    reason = str(response.reason or "").strip()
     if body in ("", "[]", "{}", "null"):
         body = ""
     if reason and reason.lower() not in _STANDARD_REASONS and reason not in body:
