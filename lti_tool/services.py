@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from lti_tool import dynreg, seam
 from lti_tool import validation as v
+from lti_tool.gradebook import ags
 from lti_tool.models import Context, Deployment, LtiUser, Membership, Registration, ResourceLink
 from lti_tool.sessions import DEEP_LINK_SESSION_KEY, LaunchInfo
 
@@ -220,16 +221,6 @@ def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
 
 
 # --- Deep linking -----------------------------------------------------------------------------------------------------
-def submission_review() -> dict[str, Any]:
-    """The `submissionReview` of every line item the tool creates or returns: the LMS may then offer instructors a
-    link from its gradebook to a student's work in the tool (an LtiSubmissionReviewRequest; Moodle 4.5 does). No
-    `url`: the review launches the resource link's own URL, which routes it by message type."""
-    return {
-        "reviewableStatus": ["InProgress", "Submitted", "Completed"],
-        "label": f"Open in {settings.LTI_TOOL_TITLE}"[:100],
-    }
-
-
 @dataclass
 class DeepLinkItem:
     """One ltiResourceLink content item to return to the platform."""
@@ -317,7 +308,7 @@ def deep_linking_response(request: HttpRequest, launch_id: str, items: list[Deep
                 "label": item.label or item.title,
                 "resourceId": item.resource_id,
                 "tag": item.tag,
-                "submissionReview": submission_review(),
+                "submissionReview": ags.submission_review(),
             }
         payload.append(
             {

@@ -26,7 +26,6 @@ from django.conf import settings
 from django.core.cache import cache
 
 from lti_tool.models import Registration
-from lti_tool.services import submission_review
 
 SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 SCOPE_LINEITEM_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
@@ -372,6 +371,16 @@ def find_line_item(
             return item
     # Canvas: only the first line item created for a resource link updates the gradebook submission.
     return linked[0] if linked else None
+
+
+def submission_review() -> dict[str, Any]:
+    """The `submissionReview` of every line item the tool creates or returns (deep linking included): the LMS may
+    then link its gradebook to a student's work in the tool (an LtiSubmissionReviewRequest; Moodle 4.5 does). No
+    `url`: the review launches the resource link's own URL, which routes it by message type."""
+    return {
+        "reviewableStatus": ["InProgress", "Submitted", "Completed"],
+        "label": f"Open in {settings.LTI_TOOL_TITLE}"[:100],
+    }
 
 
 def create_line_item(
