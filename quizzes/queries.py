@@ -133,7 +133,7 @@ def question_view(
     left = None if allowed is None else max(0, allowed - state.attempts_used)
     prefetch_related_objects([state], *_ANSWER_PREFETCHES)  # nothing to do where question_views loaded them
     code_answers = list(state.code_answers.all())
-    pending = any(a.is_pending for a in code_answers)
+    pending = _being_graded(state)
     clock = services.question_clock(state, now)
     visible = feedback_visible(attempt)
     revealed = answer_revealed(attempt, state)
