@@ -195,7 +195,21 @@ def _binds(exe: str, paths: list[str], device: str) -> list[str]:
         if os.path.isdir("/dev/nvidia-caps"):
             args += ["--dev-bind", "/dev/nvidia-caps", "/dev/nvidia-caps"]
         args += ["--ro-bind", "/sys", "/sys"]
+        # Driver libraries found through the worker's LD_LIBRARY_PATH (as CUDA images set it), read-only.
+        for p in _driver_library_dirs():
+            if not any(p == m or p.startswith(m + "/") for m in mounted):
+                args += ["--ro-bind", p, p]
+                mounted.append(p)
     return args
+
+
+def _driver_library_dirs() -> list[str]:
+    """The existing absolute directories of the worker's LD_LIBRARY_PATH (operator configuration, not a secret)."""
+    dirs = []
+    for p in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
+        if p.startswith("/") and os.path.isdir(p) and (real := os.path.realpath(p)) not in dirs:
+            dirs.append(real)
+    return dirs
 
 
 class _Cgroups:
@@ -384,6 +398,8 @@ class Sandbox:
                "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONHASHSEED", "0"]
         if cfg.device == "cuda" and os.environ.get("CUDA_VISIBLE_DEVICES"):
             env += ["--setenv", "CUDA_VISIBLE_DEVICES", os.environ["CUDA_VISIBLE_DEVICES"]]
+        if cfg.device == "cuda" and (lib_dirs := _driver_library_dirs()):
+            env += ["--setenv", "LD_LIBRARY_PATH", ":".join(lib_dirs)]
         return [
             shutil.which(cfg.bwrap_path) or cfg.bwrap_path,
             "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",

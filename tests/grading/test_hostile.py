@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -93,13 +94,17 @@ def test_the_projects_code_settings_keys_and_database_are_not_there(grade):
         "attempt('pg socket', lambda: socket.socket(socket.AF_UNIX).connect('/var/run/postgresql/.s.PGSQL.5432'))\n"
         "attempt('root home', lambda: os.listdir('/root/.ssh'))\n"
         "attempt('etc', lambda: open('/etc/passwd').read())\n"
-        f"raise LookupError([tried, sorted(os.listdir({str(base)!r}))])\n"
+        f"try:\n    listing = sorted(os.listdir({str(base)!r}))\nexcept FileNotFoundError:\n    listing = 'absent'\n"
+        "raise LookupError([tried, listing])\n"
     )
     message = _load_error(grade(SLUG, code))
     assert "ESCAPED" not in message
     assert "settings: FileNotFoundError" in message and "pg socket: FileNotFoundError" in message
-    # The project directory holds nothing but the read-only site-packages torch is imported from.
-    assert "['.venv']" in message
+    # Of the project directory the sandbox sees at most the worker's virtualenv (read-only: torch is imported from
+    # it) when that lives inside the project; otherwise nothing at all.
+    venv = Path(sys.prefix).resolve()
+    seen = [venv.relative_to(base.resolve()).parts[0]] if venv.is_relative_to(base.resolve()) else "absent"
+    assert f"{seen!r}]" in message
 
 
 def test_other_submissions_leave_nothing_behind(grade):

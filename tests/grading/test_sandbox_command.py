@@ -74,6 +74,22 @@ def test_cuda_sandboxes_see_the_gpu_only_through_its_device_nodes(monkeypatch):
     assert cfg["address_space_bytes"] is None  # CUDA maps huge virtual ranges: the cgroup is the memory cap
 
 
+def test_cuda_sandboxes_find_the_driver_through_the_workers_library_path_read_only(monkeypatch, tmp_path):
+    # CUDA images often find libcuda through LD_LIBRARY_PATH, which --clearenv would drop: CUDA sandboxes keep
+    # its existing directories (bound read-only), CPU sandboxes get none of it.
+    driver = tmp_path / "nvidia" / "lib64"
+    driver.mkdir(parents=True)
+    monkeypatch.setenv("LD_LIBRARY_PATH", f"{driver}:/no/such/dir:relative/dir")
+
+    cmd = Sandbox(SandboxConfig(device="cuda")).command(result_fd=5)
+
+    assert ("--ro-bind", str(driver), str(driver)) in binds(cmd)
+    i = cmd.index("LD_LIBRARY_PATH")
+    assert cmd[i - 1] == "--setenv" and cmd[i + 1] == str(driver)
+    cpu = Sandbox(SandboxConfig(device="cpu")).command(result_fd=5)
+    assert "LD_LIBRARY_PATH" not in cpu and not any(src == str(driver) for _k, src, _d in binds(cpu))
+
+
 def test_unsafe_mode_is_a_plain_process_and_is_never_the_default():
     assert SandboxConfig.from_settings().mode == "bwrap"
     cmd = Sandbox(SandboxConfig(mode="unsafe")).command(result_fd=5)

@@ -6,16 +6,20 @@
 - p50_s / p95_s: submit-to-graded through the real path (stored submission, warm single-use bubblewrap sandbox
   from the pool, judge, result written with its signal), one submission at a time with the pool refilled between
   them (the steady state of a worker that is not saturated). The Celery broker hop is not included.
-- throughput_per_s: a burst of submissions graded back to back by this process's pool (refills included).
+- throughput_per_s: a burst of submissions graded by this process's pool (refills included), `--concurrency` at a
+  time (threads sharing the pool, as several worker processes share one GPU).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -35,9 +39,10 @@ class Command(BaseCommand):
         parser.add_argument("--challenge", default="resnet-block-stride")
         parser.add_argument("--runs", type=int, default=10, help="sequential submissions for p50/p95")
         parser.add_argument("--burst", type=int, default=4, help="submissions in the throughput burst")
+        parser.add_argument("--concurrency", type=int, default=1, help="submissions graded at once in the burst")
         parser.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
 
-    def handle(self, *args, challenge: str, runs: int, burst: int, json: bool, **options):
+    def handle(self, *args, challenge: str, runs: int, burst: int, concurrency: int, json: bool, **options):
         from grading.judging import load_suite
         from grading.pool import get_pool, reset_pool
         from grading.sandbox import SandboxConfig, SandboxUnavailable, check_available
@@ -51,10 +56,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         spec = get_code_challenge(challenge)
         suite = load_suite(spec.checks_source)
-        out: dict = {"challenge": spec.slug, "device": cfg.device, "sandbox": cfg.mode, "pool_size": 0}
+        out: dict = {"challenge": spec.slug, "device": cfg.device, "sandbox": cfg.mode, "pool_size": 0,
+                     "cpu_count": os.cpu_count(), "burst": burst, "concurrency": max(1, concurrency)}
 
         # 1. In-process, warm (and measured again between the sandboxed runs below, under the same load).
-        check_once = self._inprocess(spec, suite, cfg)
+        check_once = self._inprocess(spec, suite, cfg, out)
 
         # 2. Naive: a fresh interpreter per submission.
         naive = statistics.median(self._naive(spec, suite, cfg) for _ in range(3))
@@ -96,13 +102,16 @@ class Command(BaseCommand):
                 for _ in range(burst)
             ]
             t0 = time.perf_counter()
-            for sub in subs:
-                grade_submission_now(sub.pk, pool=pool, worker="grading_bench")
+            self._grade_all(subs, pool, out["concurrency"])
             elapsed = time.perf_counter() - t0
+            graded = CodeSubmission.objects.filter(pk__in=[s.pk for s in subs], status=CodeSubmission.Status.GRADED,
+                                                   score=spec.points).count()
             CodeSubmission.objects.filter(pk__in=[s.pk for s in subs]).delete()
+            if graded != burst:
+                raise CommandError(f"only {graded} of the burst's {burst} reference solutions got full marks")
             out["throughput_per_s"] = burst / elapsed
-            self.stdout.write(f"burst of {burst}: {elapsed:.2f} s = {out['throughput_per_s']:.2f} gradings/s "
-                              f"(pool of {pool.size}, refills included)")
+            self.stdout.write(f"burst of {burst}, {out['concurrency']} at a time: {elapsed:.2f} s = "
+                              f"{out['throughput_per_s']:.2f} gradings/s (pool of {pool.size}, refills included)")
             del reference
         finally:
             reset_pool()
@@ -114,9 +123,28 @@ class Command(BaseCommand):
         if json:
             self.stdout.write(_json(out))
 
-    def _inprocess(self, spec, suite, cfg):
-        """Warm the in-process check; returns a function timing one warm run (same threads and device as the
-        sandboxes)."""
+    def _grade_all(self, subs, pool, concurrency: int) -> None:
+        from django.db import connection
+
+        from grading.services import grade_submission_now
+
+        if concurrency <= 1:
+            for sub in subs:
+                grade_submission_now(sub.pk, pool=pool, worker="grading_bench")
+            return
+
+        def one(sub):
+            try:
+                grade_submission_now(sub.pk, pool=pool, worker="grading_bench")
+            finally:
+                connection.close()  # this thread's own connection
+
+        with ThreadPoolExecutor(concurrency) as threads:
+            list(threads.map(one, subs))
+
+    def _inprocess(self, spec, suite, cfg, out):
+        """Warm the in-process check; returns a function timing one warm run (same threads, device and numerics as
+        the sandboxes). Names the device in `out`."""
         import runpy
 
         import torch
@@ -125,6 +153,8 @@ class Command(BaseCommand):
 
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        out["device_name"] = torch.cuda.get_device_name(0) if cfg.device == "cuda" else _cpu_name()
+        out["torch"] = torch.__version__
         runner = runpy.run_path(str(RUNNER_PATH), run_name="bench_runner")
         runner["_warm"](torch, cfg.device)
         reference: list = []
@@ -159,6 +189,14 @@ class Command(BaseCommand):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", script], input=payload.encode(), check=True, capture_output=True)
         return time.perf_counter() - t0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "cpu"
 
 
 def _json(payload: dict) -> str:
