@@ -37,6 +37,20 @@ def request(method: str, url: str, **kwargs: Any) -> requests.Response:
         return s.request(method, url, **kwargs)
 
 
+def has_nul(value: Any, _depth: int = 0) -> bool:
+    """Whether a decoded JSON value holds a NUL character anywhere (keys too). No database text can store one, so
+    platform data carrying it is refused as malformed instead of failing later, half stored."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if _depth > 64:
+        return True  # no real LTI document nests this deep
+    if isinstance(value, dict):
+        return any(has_nul(k, _depth + 1) or has_nul(v, _depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v, _depth + 1) for v in value)
+    return False
+
+
 class FetchError(Exception):
     """A remote JSON document could not be fetched or parsed (the message is safe to show to an admin)."""
 
@@ -59,6 +73,9 @@ def fetch_json(method: str, url: str, *, max_bytes: int = MAX_RESPONSE_BYTES, **
     if resp.status_code >= 400:
         raise FetchError(f"{url[:200]} answered HTTP {resp.status_code}: {body[:300].decode('utf-8', 'replace')}")
     try:
-        return json.loads(body)
+        data = json.loads(body)
     except ValueError as exc:
         raise FetchError(f"{url[:200]} did not answer JSON") from exc
+    if has_nul(data):
+        raise FetchError(f"{url[:200]} answered JSON holding a NUL character")
+    return data

@@ -114,6 +114,9 @@ def decode_unverified(id_token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         ) from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise LaunchRefused("token_malformed", "The launch token is not a valid JWT.")
+    if http.has_nul(claims):
+        raise LaunchRefused("token_malformed", "The launch token holds a NUL character in a claim.",
+                            admin_hint="The platform sent a claim (a name or title?) containing a NUL character.")
     return header, claims
 
 

@@ -181,6 +181,15 @@ def default_placement_config(challenge_set: ChallengeSet | None = None) -> dict[
     }
 
 
+def _plain_text(value: Any, *, limit: int, what: str) -> str:
+    """A person's free text, stripped and cut to `limit`; a NUL character (which no database text can hold) is
+    refused."""
+    text = str(value or "")
+    if "\x00" in text:
+        raise InvalidInput(f"The {what} contains a NUL character.")
+    return text.strip()[:limit]
+
+
 def build_placement_config(
     *,
     challenge_slugs: list[str],
@@ -216,9 +225,10 @@ def build_placement_config(
         points = total
     if not 0 < points <= MAX_PLACEMENT_POINTS:
         raise InvalidInput(f"Points must be more than 0 and at most {MAX_PLACEMENT_POINTS:g}.")
+    title = _plain_text(title, limit=200, what="title")
     return {
         "challenge_set": challenge_set,
-        "title": (title or challenge_set.title)[:200],
+        "title": title or challenge_set.title[:200],
         "challenge_slugs": ordered,
         "mode_slug": mode_slug,
         "rules": rules,
@@ -743,6 +753,7 @@ def grant_accommodation(
         raise InvalidInput(f"The time multiplier must be between 1 and {MAX_TIME_MULTIPLIER:g}.")
     if not 0 <= extra_attempts <= MAX_EXTRA_ATTEMPTS:
         raise InvalidInput(f"Extra attempts must be between 0 and {MAX_EXTRA_ATTEMPTS}.")
+    note = _plain_text(note, limit=500, what="note")
     with transaction.atomic():
         attempts = list(
             Attempt.objects.select_for_update(of=("self",))
@@ -756,7 +767,7 @@ def grant_accommodation(
                 "time_multiplier": time_multiplier,
                 "extra_attempts": extra_attempts,
                 "granted_by": granted_by,
-                "note": note[:500],
+                "note": note,
             },
         )
         for attempt in attempts:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.cache import cache
 
+from lti_tool.http import has_nul
 from lti_tool.models import Registration
 
 SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
@@ -333,9 +334,12 @@ def get_pages(
         if response.status_code != 200:
             raise error_from_response(response, what)
         try:
-            bodies.append(response.json())
+            body = response.json()
         except ValueError as exc:
             raise ServiceError(f"The LMS answered with something unreadable while {what}.", retryable=True) from exc
+        if has_nul(body):
+            raise ServiceError(f"The LMS answered with a NUL character while {what}.", retryable=False)
+        bodies.append(body)
         next_url = next_link(response.headers.get("Link"))
         if next_url and _origin(next_url) != _origin(url):
             # Never send the bearer token to another host, whatever a Link header says.
@@ -417,7 +421,7 @@ def create_line_item(
         item = response.json()
     except ValueError as exc:
         raise ServiceError("The LMS created the gradebook column but its answer was unreadable.", True) from exc
-    if not isinstance(item, dict) or not item.get("id"):
+    if not isinstance(item, dict) or not item.get("id") or has_nul(item):
         raise ServiceError("The LMS created the gradebook column without telling its address.", retryable=True)
     return item
 

@@ -57,6 +57,9 @@ def claim_mutations():
         ("missing nonce", {"nonce": REMOVE}, "nonce_missing", 401),
         ("nonce of another login", {"nonce": "not-the-nonce-we-issued"}, "nonce_mismatch", 401),
         ("context without id", {v.C_CONTEXT: {"title": "x"}}, "context_invalid", 400),
+        # No database text can hold a NUL: refused as malformed rather than failing half-way through storing it.
+        ("NUL in the user's name", {"name": "Ada\u0000Lovelace"}, "token_malformed", 400),
+        ("NUL in a custom parameter's name", {v.C_CUSTOM: {"place\u0000ment": "x"}}, "token_malformed", 400),
     ]
 
 

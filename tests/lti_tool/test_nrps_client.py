@@ -111,3 +111,13 @@ def test_an_oversized_answer_is_refused(stub_lms, monkeypatch):
     stub_lms.pages[PATH] = Canned(200, {"members": [member(f"s{i}", [LEARNER]) for i in range(100)]})
     with pytest.raises(ags.ServiceError, match="more data than the tool accepts"):
         services.sync_roster(link.context)
+
+
+def test_a_roster_holding_a_nul_character_is_refused_and_changes_nothing(stub_lms):
+    # No database text can hold a NUL: the page is refused as a whole, never stored half-way.
+    link = make_placement(stub_lms)
+    serve_pages(stub_lms, [[member("s1", [LEARNER], name="Ada"), member("s2", [LEARNER], name="Al\u0000an")]])
+    with pytest.raises(ags.ServiceError, match="NUL character") as failure:
+        services.sync_roster(link.context)
+    assert not failure.value.retryable
+    assert Membership.objects.count() == 0

@@ -236,6 +236,8 @@ def test_issuer_prefix_rule():
         ("no_jwks", "config_invalid"),
         ("refused", "registration_refused"),
         ("no_client_id", "registration_invalid"),
+        ("nul_in_configuration", "config_unavailable"),
+        ("nul_in_answer", "registration_refused"),
     ],
 )
 def test_registration_failures_are_clean(client, stub, setup, reason):
@@ -250,9 +252,15 @@ def test_registration_failures_are_clean(client, stub, setup, reason):
         stub.state.registration_answers[MOODLE_REG_PATH] = (422, {"errors": ["nope"]})
     elif setup == "no_client_id":
         stub.state.registration_answers[MOODLE_REG_PATH] = (200, {"scope": ""})
+    elif setup == "nul_in_configuration":  # no database text can hold a NUL
+        stub.state.configs[MOODLE_CONFIG_PATH]["issuer"] += "\u0000"
+    elif setup == "nul_in_answer":
+        stub.state.registration_answers[MOODLE_REG_PATH] = (200, {"client_id": "moodle\u0000Client"})
     response = register(client, config_url, token)
     assert 400 <= response.status_code < 500
     assert reason in response.content.decode()
+    if setup.startswith("nul"):
+        assert "NUL character" in response.content.decode()
     assert not Registration.objects.exists()
 
 

@@ -424,3 +424,21 @@ def test_settings_can_change_until_a_student_starts():
     assert response.status_code == 409
     placement.refresh_from_db()
     assert placement.mode_slug == "exam"
+
+
+def test_a_nul_character_in_a_title_or_a_note_is_refused_and_changes_nothing():
+    # No database text can hold a NUL: a clear 400, not a failure half-way through saving.
+    placement, rl, alice, bob, teacher = _class_with_results()
+    fresh = PlacementFactory(mode="timed")
+    establish_launch(teacher, fresh.resource_link, instructor_for(fresh.resource_link), staff=True)
+
+    response = teacher.post(url("settings", fresh.resource_link), {"mode": "exam", "challenges": [FIRST],
+                                                                   "title": "Week\x003"})
+    assert response.status_code == 400 and b"NUL character" in response.content
+    fresh.refresh_from_db()
+    assert fresh.mode_slug == "timed" and "\x00" not in fresh.title
+
+    response = teacher.post(url("accommodation", rl, lti_user_pk=bob.pk),
+                            {"time_multiplier": "1.5", "extra_attempts": "1", "note": "extra\x00time"})
+    assert response.status_code == 400 and b"NUL character" in response.content
+    assert not Accommodation.objects.filter(placement=placement, lti_user=bob).exists()
