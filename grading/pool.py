@@ -3,8 +3,10 @@
 Starting a sandbox costs seconds (importing torch, creating the device context, warming kernels); running a check
 in a warm one costs about as much as the check itself. So each worker process keeps GRADING_POOL_SIZE sandboxes
 warm and waiting for code on stdin. Each serves exactly one submission and is then discarded; a background thread
-starts its replacement. On small machines (<= 2 cores) the refill waits until the current grading is done, so a
-warming sandbox never competes with a running check for the CPU.
+starts its replacement. Several replacements warm at once (GRADING_POOL_WARMING, by default half the CPU cores), so
+a pool drained by a burst refills in about one warm-up time, not one per sandbox. On small machines (<= 2 cores) the
+refill waits until the current grading is done and warms one sandbox at a time, so a warming sandbox never competes
+with a running check for the CPU.
 """
 
 from __future__ import annotations
@@ -33,20 +35,27 @@ class WarmPool:
         config: Callable[[], SandboxConfig],
         defer_refill_while_busy: bool | None = None,
         warmups: list[dict[str, str]] | None = None,
+        warming: int | None = None,
     ):
         self.size = max(1, int(size))
         self._config = config
         self.warmups = list(warmups or [])
-        self._defer = (os.cpu_count() or 1) <= 2 if defer_refill_while_busy is None else defer_refill_while_busy
+        cores = os.cpu_count() or 1
+        self._defer = cores <= 2 if defer_refill_while_busy is None else defer_refill_while_busy
+        # How many sandboxes may warm at once (each import of torch keeps a core busy for seconds).
+        self.max_warming = 1 if self._defer else max(1, min(self.size, int(warming or cores // 2)))
         self._cond = threading.Condition()
         self._ready: deque[Sandbox] = deque()
         self._warming = 0
         self._busy = 0
         self._closed = False
         self._error: Exception | None = None
+        self._retry_at = 0.0
+        self._backoff = 1.0
         self._thread: threading.Thread | None = None
         self._starting: set[Sandbox] = set()
         self.started_total = 0
+        self.peak_warming = 0
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> WarmPool:
@@ -118,7 +127,9 @@ class WarmPool:
 
     # --- refilling ---------------------------------------------------------------------------------------------
     def _needs_one(self) -> bool:
-        if self._closed or len(self._ready) + self._warming >= self.size:
+        if self._closed or len(self._ready) + self._warming >= self.size or self._warming >= self.max_warming:
+            return False
+        if time.monotonic() < self._retry_at:
             return False
         return not (self._defer and (self._busy > 0 or self._warming > 0))
 
@@ -127,7 +138,6 @@ class WarmPool:
             sweep_stale_cgroups()
         except OSError:
             pass
-        backoff = 1.0
         while True:
             with self._cond:
                 while not self._needs_one():
@@ -135,37 +145,51 @@ class WarmPool:
                         return
                     self._cond.wait(1.0)
                 self._warming += 1
+                self.peak_warming = max(self.peak_warming, self._warming)
             sb = Sandbox(self._config(), warmups=self.warmups)
             with self._cond:
                 self._starting.add(sb)
             try:
+                # Spawned from this long-lived thread: bubblewrap's --die-with-parent follows the thread that
+                # spawned it, so a sandbox started by a short-lived thread would die with that thread.
                 sb.start()
-                sb.wait_ready()
             except (SandboxUnavailable, SandboxError, OSError) as exc:
-                sb.close()
-                with self._cond:
-                    self._starting.discard(sb)
-                    if self._closed:
-                        return
-                log.error("grading sandbox failed to start: %s", exc)
-                with self._cond:
-                    self._warming -= 1
-                    self._error = exc
-                    self._cond.notify_all()
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                self._failed(sb, exc)
                 continue
-            backoff = 1.0
-            with self._cond:
-                self._starting.discard(sb)
-                self._warming -= 1
-                self.started_total += 1
-                if self._closed:
-                    sb.close()
-                    return
-                self._error = None
-                self._ready.append(sb)
+            threading.Thread(target=self._wait_warm, args=(sb,), name="grading-pool-warm", daemon=True).start()
+
+    def _wait_warm(self, sb: Sandbox) -> None:
+        """Wait until a started sandbox is warm (seconds), then add it to the ready queue."""
+        try:
+            sb.wait_ready()
+        except (SandboxError, OSError) as exc:
+            self._failed(sb, exc)
+            return
+        with self._cond:
+            self._starting.discard(sb)
+            self._warming -= 1
+            self.started_total += 1
+            if self._closed:
                 self._cond.notify_all()
+                sb.close()
+                return
+            self._error = None
+            self._backoff = 1.0
+            self._ready.append(sb)
+            self._cond.notify_all()
+
+    def _failed(self, sb: Sandbox, exc: Exception) -> None:
+        sb.close()
+        log.error("grading sandbox failed to start: %s", exc)
+        with self._cond:
+            self._starting.discard(sb)
+            self._warming -= 1
+            if not self._closed:
+                # Back off before the next start (doubling up to 30 s): a broken sandbox must not spin.
+                self._error = exc
+                self._retry_at = time.monotonic() + self._backoff
+                self._backoff = min(self._backoff * 2, 30.0)
+            self._cond.notify_all()
 
 
 _pool: WarmPool | None = None
@@ -180,7 +204,8 @@ def get_pool() -> WarmPool:
         if _pool is None or _pool_pid != os.getpid():
             from grading.services import current_warmups
 
-            _pool = WarmPool(settings.GRADING_POOL_SIZE, SandboxConfig.from_settings, warmups=current_warmups())
+            _pool = WarmPool(settings.GRADING_POOL_SIZE, SandboxConfig.from_settings, warmups=current_warmups(),
+                             warming=settings.GRADING_POOL_WARMING or None)
             _pool_pid = os.getpid()
             atexit.register(_pool.close)
         return _pool.start()
