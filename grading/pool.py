@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from grading.sandbox import Sandbox, SandboxConfig, SandboxError, SandboxUnavailable, sweep_stale_cgroups
+from grading.sandbox import Sandbox, SandboxConfig, SandboxError, sweep_stale_cgroups
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +146,15 @@ class WarmPool:
                     self._cond.wait(1.0)
                 self._warming += 1
                 self.peak_warming = max(self.peak_warming, self._warming)
-            sb = Sandbox(self._config(), warmups=self.warmups)
-            with self._cond:
-                self._starting.add(sb)
+            sb: Sandbox | None = None
             try:
+                sb = Sandbox(self._config(), warmups=self.warmups)
+                with self._cond:
+                    self._starting.add(sb)
                 # Spawned from this long-lived thread: bubblewrap's --die-with-parent follows the thread that
                 # spawned it, so a sandbox started by a short-lived thread would die with that thread.
                 sb.start()
-            except (SandboxUnavailable, SandboxError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - reported to lease(); this thread must live on
                 self._failed(sb, exc)
                 continue
             threading.Thread(target=self._wait_warm, args=(sb,), name="grading-pool-warm", daemon=True).start()
@@ -178,8 +179,9 @@ class WarmPool:
             self._ready.append(sb)
             self._cond.notify_all()
 
-    def _failed(self, sb: Sandbox, exc: Exception) -> None:
-        sb.close()
+    def _failed(self, sb: Sandbox | None, exc: Exception) -> None:
+        if sb is not None:
+            sb.close()
         log.error("grading sandbox failed to start: %s", exc)
         with self._cond:
             self._starting.discard(sb)

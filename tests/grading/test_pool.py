@@ -78,3 +78,20 @@ def test_a_sandbox_that_cannot_start_is_reported_and_retried_with_a_backoff(make
         pool.lease(timeout=30)
     assert not pool.wait_full(timeout=5)
     assert pool.ready_count == 0 and pool.started_total == 0
+
+
+def test_a_broken_configuration_is_reported_to_the_lease_and_the_refiller_lives_on(make_pool):
+    broken = [True]
+    working = config()
+
+    def configured():
+        if broken[0]:
+            raise RuntimeError("GRADING_MEMORY_MB is not a number")
+        return working()
+
+    pool = make_pool(1, configured, defer_refill_while_busy=False)
+    with pytest.raises(RuntimeError, match="not a number"):
+        pool.lease(timeout=30)
+
+    broken[0] = False  # the operator fixes it: the same pool warms sandboxes again (after its backoff)
+    assert pool.wait_full(timeout=240)
