@@ -182,11 +182,11 @@ class WarmPool:
     def _failed(self, sb: Sandbox | None, exc: Exception) -> None:
         if sb is not None:
             sb.close()
-        log.error("grading sandbox failed to start: %s", exc)
         with self._cond:
             self._starting.discard(sb)
             self._warming -= 1
-            if not self._closed:
+            if not self._closed:  # (a sandbox killed by close() is no failure)
+                log.error("grading sandbox failed to start: %s", exc)
                 # Back off before the next start (doubling up to 30 s): a broken sandbox must not spin.
                 self._error = exc
                 self._retry_at = time.monotonic() + self._backoff

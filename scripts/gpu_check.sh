@@ -60,6 +60,6 @@ step pytest 300 $PY -m pytest -p no:cacheprovider -q -k "not grading_bench" --ju
 GRADING_POOL_SIZE=16 step bench-pool16 240 $PY manage.py grading_bench --json --runs 10 --burst 32 --concurrency 8
 
 for name in bench-pool1 bench-pool16; do
-  [ -s "$OUT/$name.log" ] && tail -n 1 "$OUT/$name.log" | grep '^{' | sed "s/^{/{\"run\":\"$name\",/"
+  [ -s "$OUT/$name.log" ] && grep '^{"challenge"' "$OUT/$name.log" | tail -n 1 | sed "s/^{/{\"run\":\"$name\",/"
 done >"$OUT/summary.json"
 cat "$OUT/summary.json"
