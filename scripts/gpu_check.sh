@@ -56,7 +56,7 @@ step migrate 120 $PY manage.py migrate --noinput -v 0 || exit 1
 step bench-pool1 240 $PY manage.py grading_bench --json --runs 10 --burst 4
 step pytest 300 $PY -m pytest -p no:cacheprovider -q -k "not grading_bench" --junitxml="$OUT/pytest.xml" \
   tests/grading/test_sandbox_command.py tests/grading/test_checks.py tests/grading/test_commands.py \
-  tests/grading/test_hostile.py
+  tests/grading/test_pool.py tests/grading/test_hostile.py
 GRADING_POOL_SIZE=16 step bench-pool16 240 $PY manage.py grading_bench --json --runs 10 --burst 32 --concurrency 8
 
 for name in bench-pool1 bench-pool16; do
