@@ -163,21 +163,21 @@ class WarmPool:
         """Wait until a started sandbox is warm (seconds), then add it to the ready queue."""
         try:
             sb.wait_ready()
-        except (SandboxError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - reported to lease() like a failed start
             self._failed(sb, exc)
             return
         with self._cond:
             self._starting.discard(sb)
             self._warming -= 1
             self.started_total += 1
-            if self._closed:
-                self._cond.notify_all()
-                sb.close()
-                return
-            self._error = None
-            self._backoff = 1.0
-            self._ready.append(sb)
+            closed = self._closed
+            if not closed:
+                self._error = None
+                self._backoff = 1.0
+                self._ready.append(sb)
             self._cond.notify_all()
+        if closed:
+            sb.close()
 
     def _failed(self, sb: Sandbox | None, exc: Exception) -> None:
         if sb is not None:
