@@ -179,7 +179,7 @@ def _system_binds() -> list[str]:
     return [*args, "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
 
 
-def _binds(exe: str, paths: list[str], device: str) -> list[str]:
+def _binds(exe: str, paths: list[str], device: str, lib_dirs: list[str]) -> list[str]:
     args = _system_binds()
     mounted = ["/usr"]
     prefix = str(Path(sys.base_prefix).resolve())
@@ -196,7 +196,7 @@ def _binds(exe: str, paths: list[str], device: str) -> list[str]:
             args += ["--dev-bind", "/dev/nvidia-caps", "/dev/nvidia-caps"]
         args += ["--ro-bind", "/sys", "/sys"]
         # Driver libraries found through the worker's LD_LIBRARY_PATH (as CUDA images set it), read-only.
-        for p in _driver_library_dirs():
+        for p in lib_dirs:
             if not any(p == m or p.startswith(m + "/") for m in mounted):
                 args += ["--ro-bind", p, p]
                 mounted.append(p)
@@ -398,7 +398,8 @@ class Sandbox:
                "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONHASHSEED", "0"]
         if cfg.device == "cuda" and os.environ.get("CUDA_VISIBLE_DEVICES"):
             env += ["--setenv", "CUDA_VISIBLE_DEVICES", os.environ["CUDA_VISIBLE_DEVICES"]]
-        if cfg.device == "cuda" and (lib_dirs := _driver_library_dirs()):
+        lib_dirs = _driver_library_dirs() if cfg.device == "cuda" else []
+        if lib_dirs:
             env += ["--setenv", "LD_LIBRARY_PATH", ":".join(lib_dirs)]
         return [
             shutil.which(cfg.bwrap_path) or cfg.bwrap_path,
@@ -407,7 +408,7 @@ class Sandbox:
             # The private /tmp first, then the binds: a worker installed under /tmp (a CI checkout, say) keeps its
             # interpreter and site-packages visible on top of the tmpfs.
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP,
-            *_binds(exe, paths, cfg.device),
+            *_binds(exe, paths, cfg.device, lib_dirs),
             # Everything else read-only, the sandbox's own root too: only /tmp (a private tmpfs) is writable.
             "--remount-ro", "/", "--chdir", SANDBOX_TMP,
             *env,

@@ -421,8 +421,10 @@ def create_line_item(
         item = response.json()
     except ValueError as exc:
         raise ServiceError("The LMS created the gradebook column but its answer was unreadable.", True) from exc
-    if not isinstance(item, dict) or not item.get("id") or has_nul(item):
+    if not isinstance(item, dict) or not item.get("id"):
         raise ServiceError("The LMS created the gradebook column without telling its address.", retryable=True)
+    if has_nul(item):
+        raise ServiceError("The LMS created the gradebook column but its answer held a NUL character.", True)
     return item
 
 
