@@ -37,6 +37,7 @@ from lti_tool.devlms.models import (
     Tool,
     UsedJti,
 )
+from lti_tool.http import has_nul
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
@@ -57,6 +58,9 @@ ACCESS_TOKEN_LIFE_S = 3600
 ID_TOKEN_LIFE_S = 300
 HINT_MAX_AGE_S = 600
 DEFAULT_PAGE_SIZE = 3
+# Canvas's NRPS pages 10 members unless `limit` asks for more, and never more than 100 (Api::PER_PAGE, MAX_PER_PAGE).
+CANVAS_PER_PAGE = 10
+CANVAS_MAX_PER_PAGE = 100
 MAX_PAGE_SIZE = 1000
 HINT_SALT = "devlms.message-hint"
 DL_DATA_SALT = "devlms.deep-link-data"
@@ -603,6 +607,8 @@ def accept_deep_link_response(platform: Platform, token: str) -> tuple[list[Reso
         unverified = pyjwt.decode(token, options={"verify_signature": False})
     except Exception:
         raise PlatformError(400, "The deep-linking response is not a readable JWT.")
+    if has_nul(unverified):
+        raise PlatformError(400, "The deep-linking response holds a NUL character.")
     tool = Tool.objects.filter(client_id=str(unverified.get("iss", ""))[:64]).first()
     if tool is None:
         raise PlatformError(400, "The deep-linking response comes from an unknown client_id (iss).")
@@ -672,15 +678,24 @@ def issue_access_token(platform: Platform, form: Any) -> dict[str, Any]:
         unverified = pyjwt.decode(assertion, options={"verify_signature": False})
     except Exception:
         raise PlatformError(400, "client_assertion is not a readable JWT.", error="invalid_request")
+    if has_nul(unverified):
+        raise PlatformError(400, "client_assertion holds a NUL character.", error="invalid_request")
     tool = Tool.objects.filter(client_id=str(unverified.get("iss", ""))[:64], active=True).first()
     if tool is None:
         raise PlatformError(401, "Unknown or inactive client.", error="invalid_client")
+    canvas = tool.style == Style.CANVAS
     try:
         claims = jose.verify_tool_jwt(
-            assertion, jwks_uri=tool.jwks_uri, audience=[platform.token_url, platform.issuer], issuer=tool.client_id
+            assertion,
+            jwks_uri=tool.jwks_uri,
+            audience=[platform.token_url, platform.issuer],
+            issuer=tool.client_id,
+            verify_iat=not canvas,
         )
     except jose.TokenError as exc:
         raise PlatformError(401, f"client_assertion failed verification: {exc}", error="invalid_client")
+    if canvas:
+        _check_canvas_iat(claims.get("iat"))
     if claims.get("sub") != tool.client_id:
         raise PlatformError(401, "client_assertion sub must be the client_id.", error="invalid_client")
     jti = claims.get("jti")
@@ -708,6 +723,23 @@ def issue_access_token(platform: Platform, form: Any) -> dict[str, Any]:
         "expires_in": ACCESS_TOKEN_LIFE_S,
         "scope": token.scopes,
     }
+
+
+# Canvas's client-assertion rule (Canvas::Security::JwtValidator#iat): at most 30 s ahead, at most 5 minutes old.
+CANVAS_IAT_FUTURE_BUFFER_S = 30
+CANVAS_IAT_MAX_AGE_S = 300
+
+
+def _check_canvas_iat(iat: Any) -> None:
+    """Refuse an assertion dated too far ahead or back, with Canvas's status (400 invalid_request) and words."""
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise PlatformError(400, "the 'iat' must be a number", error="invalid_request")
+    now = time.time()
+    if iat < now - CANVAS_IAT_MAX_AGE_S:
+        message = f"the 'iat' must be less than {CANVAS_IAT_MAX_AGE_S} seconds old"
+        raise PlatformError(400, message, error="invalid_request")
+    if iat > now + CANVAS_IAT_FUTURE_BUFFER_S:
+        raise PlatformError(400, "the 'iat' must not be in the future", error="invalid_request")
 
 
 def authenticate_service(authorization: str, any_of: list[str]) -> Tool:
@@ -844,12 +876,14 @@ def list_results(platform: Platform, tool: Tool, course_pk: int, pk: int, query:
     if query.get("user_id"):
         scores = scores.filter(person__sub=query["user_id"][:64])
     base = platform.lineitem_url(item, tool)
+    # Canvas answers the result: the score as the tool sent it, or the teacher's after a hand edit.
+    canvas = course_style(item.course, tool) == Style.CANVAS
     return [
         {
             "id": f"{base}#result-{s.person.sub}",
             "scoreOf": base,
             "userId": s.person.sub,
-            "resultScore": s.score_given,
+            "resultScore": s.result_score if canvas else s.score_given,
             "resultMaximum": s.score_maximum,
             "comment": s.comment,
         }
@@ -928,6 +962,8 @@ def _apply_score(item: LineItem, style: str, person: Person | None, body: Any) -
         if moodle:  # exactly what Moodle 4.5 answers: the score echoed after the message, in the status line
             raise PlatformError(400, "Incorrect score received" + json.dumps(body)[:500], in_status_line=True)
         raise PlatformError(422, "User not found in course or is not a student")
+    extension = {} if moodle else _canvas_extension(body)
+    submitted_at = _submitted_at(extension)
     current = Score.objects.select_for_update().filter(line_item=item, person=person).first()
     if current is not None:
         if moodle and int(timestamp.timestamp()) <= int(current.timestamp.timestamp()):
@@ -939,27 +975,117 @@ def _apply_score(item: LineItem, style: str, person: Person | None, body: Any) -
         if not moodle and timestamp < current.timestamp:
             raise PlatformError(400, "Score timestamp can't be before last updated timestamp")
     grading = body["gradingProgress"]
-    applies = grading == "FullyGraded" if moodle else grading in {"FullyGraded", "PendingManual"}
-    if given is not None and applies:
+    fields: dict[str, Any] = {
+        "score_maximum": item.score_maximum,
+        "activity_progress": body["activityProgress"],
+        "grading_progress": grading,
+        "comment": comment,
+        "timestamp": timestamp,
+    }
+    if moodle:
+        applies = grading == "FullyGraded" and given is not None
         scale = float(maximum if maximum is not None else 1.0)
-        score_given: float | None = float(given) / scale * item.score_maximum
+        fields.update(score_given=float(given) / scale * item.score_maximum if applies else None, grader="tool")
     else:
-        submission = body.get("https://canvas.instructure.com/lti/submission") or {}
-        preserve = not moodle and isinstance(submission, dict) and submission.get("preserve_score") is True
-        score_given = current.score_given if (preserve and current is not None) else None
-    Score.objects.update_or_create(
-        line_item=item,
-        person=person,
-        defaults={
-            "score_given": score_given,
-            "score_maximum": item.score_maximum,
-            "activity_progress": body["activityProgress"],
-            "grading_progress": grading,
-            "comment": comment,
-            "timestamp": timestamp,
-        },
-    )
-    return 200, {"resultUrl": f"result-{person.sub}", "scoreGiven": score_given}
+        fields.update(_canvas_grade(item, current, given, maximum, grading, extension))
+        fields["result_score"] = float(given) if given is not None else None
+        if _canvas_new_submission(extension):
+            # Canvas: submit_homework(submitted_at) at every score that does not say new_submission: false.
+            fields["attempt"] = (current.attempt if current else 0) + 1
+            fields["submitted_at"] = submitted_at or timezone.now()
+    score, _ = Score.objects.update_or_create(line_item=item, person=person, defaults=fields)
+    return 200, {"resultUrl": f"result-{person.sub}", "scoreGiven": score.score_given}
+
+
+CANVAS_SUBMISSION = "https://canvas.instructure.com/lti/submission"
+# Canvas refuses a submitted_at more than this far ahead of its clock (scores_controller#verify_valid_submitted_at).
+SUBMITTED_AT_FUTURE_BUFFER = timedelta(minutes=1)
+
+
+def _canvas_extension(body: dict[str, Any]) -> dict[str, Any]:
+    extension = body.get(CANVAS_SUBMISSION)
+    if extension is None:
+        return {}
+    if not isinstance(extension, dict):
+        raise PlatformError(400, f"{CANVAS_SUBMISSION} must be an object.")
+    return extension
+
+
+def _flag(value: Any) -> bool | None:
+    """A boolean as Canvas casts it (ActiveRecord::Type::Boolean): None when absent."""
+    if value is None or value == "":
+        return None
+    return str(value).strip().lower() not in {"false", "0", "f", "off", "no"}
+
+
+def _canvas_new_submission(extension: dict[str, Any]) -> bool:
+    """Canvas: every score counts as a new submission unless new_submission is false or submission_type is none."""
+    flag = _flag(extension.get("new_submission"))
+    return (flag is None or flag) and extension.get("submission_type") != "none"
+
+
+def _submitted_at(extension: dict[str, Any]) -> datetime | None:
+    value = extension.get("submitted_at")
+    if value in (None, ""):
+        return None
+    try:
+        submitted_at = _parse_timestamp(value)
+    except PlatformError:
+        raise PlatformError(400, f"Provided submitted_at timestamp of {str(value)[:64]} not a valid timestamp")
+    if submitted_at > timezone.now() + SUBMITTED_AT_FUTURE_BUFFER:
+        raise PlatformError(400, f"Provided submitted_at timestamp of {value} in the future")
+    return submitted_at
+
+
+def _canvas_grade(
+    item: LineItem, current: Score | None, given: Any, maximum: Any, grading: str, extension: dict[str, Any]
+) -> dict[str, Any]:
+    """The gradebook cell after a score, as Canvas's scores_controller#score_submission decides it."""
+    kept = {
+        "score_given": current.score_given if current else None,
+        "grade": current.grade if current else "",
+        "grader": current.grader if current else "",
+    }
+    reset = grading not in {"FullyGraded", "PendingManual"} or given is None
+    if _flag(extension.get("preserve_score")) or reset:
+        return kept if _flag(extension.get("preserve_score")) else {"score_given": None, "grade": "", "grader": ""}
+    if _flag(extension.get("prioritize_non_tool_grade")) and kept["score_given"] is not None:
+        return kept  # any grade already there wins (a teacher's, or an earlier one)
+    if item.grading_type == "pass_fail":
+        passed = float(given) > 0
+        return {
+            "score_given": item.score_maximum if passed else 0.0,
+            "grade": "complete" if passed else "incomplete",
+            "grader": "tool",
+        }
+    scale = float(maximum) if maximum else 1.0
+    return {"score_given": float(given) / scale * item.score_maximum, "grade": "", "grader": "tool"}
+
+
+def grade_by_hand(item: LineItem, person: Person, score: float | None) -> Score:
+    """A teacher types a grade into the gradebook (Canvas: SpeedGrader), or clears it with None.
+
+    As in Canvas (`submission.rb`: `results.update_all(result_score: score)`), the tool's result takes the teacher's
+    score but keeps its updated_at, so a later tool score with a newer timestamp is accepted and replaces the grade
+    unless it asks for `prioritize_non_tool_grade`.
+    """
+    if score is not None and not (isinstance(score, int | float) and 0 <= score <= 1e6):
+        raise PlatformError(400, "The grade must be a number between 0 and 1000000, or empty to clear it.")
+    if not Enrollment.objects.filter(course=item.course_id, person=person, active=True, is_instructor=False).exists():
+        raise PlatformError(400, "Only a student of the course can be graded.")
+    grade = "" if score is None or item.grading_type != "pass_fail" else ("complete" if score > 0 else "incomplete")
+    with transaction.atomic():
+        cell = Score.objects.select_for_update().filter(line_item=item, person=person).first()
+        if cell is None:
+            # Graded before the tool sent anything: no result yet, so nothing for a tool timestamp to be older than.
+            cell = Score(line_item=item, person=person, timestamp=datetime(1970, 1, 1, tzinfo=UTC))
+        cell.score_given = None if score is None else float(score)
+        cell.score_maximum = item.score_maximum
+        cell.result_score = cell.score_given
+        cell.grade = grade
+        cell.grader = "teacher"
+        cell.save()
+    return cell
 
 
 # --- NRPS ---------------------------------------------------------------------------------------------------------
@@ -972,13 +1098,16 @@ def memberships(
     course = Course.objects.filter(pk=course_pk).first()
     if course is None or tool_pk != tool.pk:
         raise PlatformError(404, "No such membership container.")
+    canvas = course_style(course, tool) == Style.CANVAS
     try:
-        limit = int(query.get("limit", DEFAULT_PAGE_SIZE))
+        limit = int(query.get("limit", CANVAS_PER_PAGE if canvas else DEFAULT_PAGE_SIZE))
         page = int(query.get("page", 1))
     except ValueError:
         raise PlatformError(400, "limit and page must be integers.")
     if not 1 <= limit <= MAX_PAGE_SIZE or not 1 <= page <= 100_000:
         raise PlatformError(400, f"limit must be 1..{MAX_PAGE_SIZE} and page >= 1.")
+    if canvas:
+        limit = min(limit, CANVAS_MAX_PER_PAGE)  # Canvas caps per_page silently (Api.per_page_for)
     enrollments = course.enrollments.filter(active=True).select_related("person").order_by("pk")
     role = query.get("role", "")
     if role:

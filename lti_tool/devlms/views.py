@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lti_tool.devlms import jose, services
 from lti_tool.devlms.models import Course, Fault, LineItem, Person, ScoreEvent, Style, Tool
 from lti_tool.devlms.services import LaunchRequest, Platform, PlatformError
+from lti_tool.http import has_nul
 
 LINEITEM_CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
@@ -49,9 +50,46 @@ def _body_json(request: HttpRequest) -> Any:
     if len(request.body) > MAX_JSON_BYTES:
         raise PlatformError(413, "The body is too large.")
     try:
-        return json.loads(request.body or b"null")
+        data = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):
         raise PlatformError(400, "The body is not JSON.")
+    if has_nul(data):
+        raise PlatformError(400, "The body holds a NUL character.")
+    return data
+
+
+def _check_params(request: HttpRequest) -> None:
+    """No database text can hold a NUL: a query or form parameter (or bearer token) carrying one is refused before
+    any view reads it, so no lookup fails with a 500 (PostgreSQL) or matches a truncated value (SQLite)."""
+    fields = [request.headers.get("Authorization", "")]
+    # The raw body first: once a multipart POST is parsed, a JSON view could no longer read request.body.
+    request.body  # noqa: B018
+    for query in (request.GET, request.POST):
+        for key, values in query.lists():
+            fields += [key, *values]
+    if any(has_nul(field) for field in fields):
+        raise PlatformError(400, "A parameter holds a NUL character.", error="invalid_request")
+
+
+def checked(page_title: str | None = None) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Every development-LMS view: bad parameters are refused with the error page (page_title) or as JSON."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                _check_params(request)
+            except PlatformError as exc:
+                if page_title is None:
+                    return _error(exc)
+                return render(
+                    request, "devlms/error.html", {"title": page_title, "message": exc.message}, status=exc.status
+                )
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def service_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -75,6 +113,7 @@ def service_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
                 response["Retry-After"] = str(max(0, int(round(seconds))))
                 return response
         try:
+            _check_params(request)
             return view(request, *args, **kwargs)
         except PlatformError as exc:
             return _error(exc)
@@ -86,6 +125,7 @@ def service_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
 
 @require_GET
+@checked()
 def openid_configuration(request: HttpRequest) -> HttpResponse:
     """Public, except during a Canvas-style registration (?registration=<token id>), which needs the bearer token."""
     style = ""
@@ -102,12 +142,14 @@ def openid_configuration(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@checked()
 def jwks(request: HttpRequest) -> HttpResponse:
     return JsonResponse(jose.platform_jwks())
 
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
+@checked("Launch refused by the platform")
 def auth(request: HttpRequest) -> HttpResponse:
     """OIDC authorization endpoint: an auto-submitting form that posts id_token and state to the tool."""
     params = request.POST if request.method == "POST" else request.GET
@@ -133,6 +175,7 @@ def token(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
+@checked()
 def registration(request: HttpRequest) -> HttpResponse:
     """Dynamic Registration endpoint: bearer registration token, JSON client registration in, client_id out."""
     auth_header = request.headers.get("Authorization", "")
@@ -148,6 +191,7 @@ def registration(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
+@checked("Deep linking refused")
 def deep_link_return(request: HttpRequest) -> HttpResponse:
     """Where the tool posts its LtiDeepLinkingResponse JWT (form field JWT)."""
     try:
@@ -224,6 +268,7 @@ def _user(request: HttpRequest) -> Person:
 
 
 @require_GET
+@checked("Bad request")
 def home(request: HttpRequest) -> HttpResponse:
     """Pick a user; see courses, links (launch in a frame or a new window), gradebooks, registration, faults."""
     person = _user(request)
@@ -271,6 +316,7 @@ def _launch_request(request: HttpRequest) -> LaunchRequest:
 
 
 @require_GET
+@checked("Cannot launch")
 def launch_start(request: HttpRequest) -> HttpResponse:
     """Start a launch: send the browser to the tool's login initiation URL (third-party-initiated login)."""
     try:
@@ -283,6 +329,7 @@ def launch_start(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@checked("Cannot launch")
 def launch_frame(request: HttpRequest) -> HttpResponse:
     """A course page with the tool in an iframe (what Canvas and Moodle show by default)."""
     try:
@@ -316,6 +363,7 @@ def launch_frame(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@checked("Bad request")
 def gradebook(request: HttpRequest, course_slug: str) -> HttpResponse:
     """Line items x students with the current scores, and the raw AGS history."""
     person = _user(request)
@@ -346,6 +394,7 @@ def gradebook(request: HttpRequest, course_slug: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@checked("Bad request")
 def register(request: HttpRequest) -> HttpResponse:
     """The admin page: paste the tool's registration URL; the tool's page opens in an iframe."""
     person = _user(request)
@@ -377,6 +426,7 @@ def register(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@checked("Bad request")
 def install(request: HttpRequest, tool_pk: int) -> HttpResponse:
     """Canvas: deploy the registered key (creates the deployment id). Moodle: activate the pending tool."""
     tool = Tool.objects.filter(pk=tool_pk).first()
@@ -389,6 +439,7 @@ def install(request: HttpRequest, tool_pk: int) -> HttpResponse:
 
 
 @require_POST
+@checked("Fault not set")
 def faults(request: HttpRequest) -> HttpResponse:
     """Set or clear the fault injected into the service endpoints (CSRF-protected form or the test harness)."""
     mode = request.POST.get("mode", "")
