@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import Exists, OuterRef, Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 
 from quizzes import services
 from quizzes.models import Accommodation, Answer, Attempt, CodeAnswer, Placement, QuestionState
+
+if TYPE_CHECKING:
+    from lti_tool.models import LtiUser
 
 
 def feedback_visible(attempt: Attempt) -> bool:
@@ -187,6 +190,25 @@ def current_attempt(placement: Placement, lti_user_id: int) -> Attempt | None:
 
 
 # --- Instructor views -------------------------------------------------------------------------------------------
+
+
+def course_student(
+    placement: Placement, lti_user_pk: int, *, registration_pk: int, vouched_sub: str | None = None
+) -> LtiUser | None:
+    """The LtiUser `lti_user_pk` if they belong to the placement's course, else None.
+
+    One LMS registration (a Canvas developer key) serves every course of an institution, so being a user of the
+    registration says nothing: they must be a member of the course (from a launch or the roster), have an attempt
+    here, or be the student a submission-review launch of this link names (`vouched_sub`). Every staff page about
+    one student resolves them here.
+    """
+    from lti_tool.models import LtiUser, Membership
+
+    member = Membership.objects.filter(context_id=placement.resource_link.context_id, lti_user=OuterRef("pk"))
+    in_course = Q(Exists(member)) | Q(Exists(Attempt.objects.filter(placement=placement, lti_user=OuterRef("pk"))))
+    if vouched_sub:
+        in_course |= Q(sub=vouched_sub)
+    return LtiUser.objects.filter(in_course, pk=lti_user_pk, registration_id=registration_pk).first()
 
 
 @dataclass

@@ -1,13 +1,16 @@
 """Student player, instructor pages and the deep-linking form. Views parse the request, call a service, render.
 
 Every page behind a resource link is decorated with `launch_required`: the session must have launched that link.
+Instructor pages add `staff_required`: a staff launch, and any student they name a member of the launched course.
 Refusals are rendered as a page with a clear message and the matching 4xx status; nothing is stored for them.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lti_tool.models import LtiUser, ResourceLink
-from lti_tool.sessions import LaunchInfo, launch_required
+from lti_tool.sessions import LaunchInfo, launch_required, reviewed_user_sub
 from quizzes import content, queries, services
 from quizzes.models import Attempt, Placement, QuestionState
 from quizzes.services import QuizError
@@ -81,10 +84,28 @@ def _user(launch: LaunchInfo) -> LtiUser:
     return LtiUser.objects.get(pk=launch.lti_user_pk)
 
 
-def _staff_only(launch: LaunchInfo, request: HttpRequest) -> HttpResponse | None:
-    if not launch.is_staff:
-        return error_page(request, "This page is for instructors of the course.", 403)
-    return None
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """For instructor pages, under `launch_required`: 403 unless this link's launch is staff. The view gets the
+    `placement` and, on pages about one student (`lti_user_pk`), the `student`: a member of the launched course
+    (queries.course_student), else 404 like an id that does not exist, so walking ids tells nothing."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *, resource_link_pk: int, launch: LaunchInfo, **kwargs: Any) -> HttpResponse:
+        if not launch.is_staff:
+            return error_page(request, "This page is for instructors of the course.", 403)
+        placement = _placement(resource_link_pk, launch)
+        if "lti_user_pk" in kwargs:
+            kwargs["student"] = queries.course_student(
+                placement,
+                kwargs.pop("lti_user_pk"),
+                registration_pk=launch.registration_pk,
+                vouched_sub=reviewed_user_sub(launch),
+            )
+            if kwargs["student"] is None:
+                return error_page(request, "There is no such student in this course.", 404)
+        return view(request, resource_link_pk=resource_link_pk, launch=launch, placement=placement, **kwargs)
+
+    return wrapper
 
 
 def _posted_attempt(request: HttpRequest, placement: Placement, launch: LaunchInfo) -> Attempt:
@@ -475,11 +496,9 @@ def summary(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> 
 
 @require_GET
 @launch_required
-def dashboard(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+@staff_required
+def dashboard(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement) -> HttpResponse:
     """Placement settings, results per student and challenge, per-challenge statistics."""
-    if (refused := _staff_only(launch, request)) is not None:
-        return refused
-    placement = _placement(resource_link_pk, launch)
     now = timezone.now()
     challenges = [placement.challenge_set.challenge(slug) for slug in placement.challenge_slugs]
     return render(
@@ -502,13 +521,13 @@ def dashboard(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -
 
 @require_POST
 @launch_required
-def placement_settings(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+@staff_required
+def placement_settings(
+    request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement
+) -> HttpResponse:
     """Change mode, challenges or points while nobody has started."""
-    if (refused := _staff_only(launch, request)) is not None:
-        return refused
     if _too_large(request, SMALL_FORM_LIMIT_BYTES):
         return error_page(request, "The submitted form is too large; nothing was stored.", 413)
-    placement = _placement(resource_link_pk, launch)
     try:
         points_raw = request.POST.get("points", "").strip()
         minutes_raw = request.POST.get("exam_minutes", "").strip()
@@ -530,15 +549,9 @@ def placement_settings(request: HttpRequest, resource_link_pk: int, launch: Laun
 
 
 def _student_page(
-    request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, lti_user_pk: int, template: str
+    request: HttpRequest, resource_link_pk: int, placement: Placement, student: LtiUser, template: str
 ) -> HttpResponse:
-    if (refused := _staff_only(launch, request)) is not None:
-        return refused
-    placement = _placement(resource_link_pk, launch)
-    student = LtiUser.objects.filter(pk=lti_user_pk).first()
-    if student is None or student.registration_id != launch.registration_pk:
-        return error_page(request, "There is no such student.", 404)
-    attempts = queries.student_history(placement, lti_user_pk)
+    attempts = queries.student_history(placement, student.pk)
     now = timezone.now()
     for attempt in attempts:
         for state in attempt.states.all():
@@ -567,30 +580,33 @@ def _student_page(
 
 @require_GET
 @launch_required
-def student(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, lti_user_pk: int) -> HttpResponse:
+@staff_required
+def student(
+    request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement, student: LtiUser
+) -> HttpResponse:
     """One student's history: answers, submitted code, grader feedback; the accommodation form."""
-    return _student_page(request, resource_link_pk, launch, lti_user_pk, "quizzes/student.html")
+    return _student_page(request, resource_link_pk, placement, student, "quizzes/student.html")
 
 
 @require_GET
 @launch_required
-def review(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, lti_user_pk: int) -> HttpResponse:
+@staff_required
+def review(
+    request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement, student: LtiUser
+) -> HttpResponse:
     """Submission review (LtiSubmissionReviewRequest): the instructor's view of one student's work."""
-    return _student_page(request, resource_link_pk, launch, lti_user_pk, "quizzes/student.html")
+    return _student_page(request, resource_link_pk, placement, student, "quizzes/student.html")
 
 
 @require_POST
 @launch_required
-def accommodation(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, lti_user_pk: int) -> HttpResponse:
+@staff_required
+def accommodation(
+    request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement, student: LtiUser
+) -> HttpResponse:
     """Grant extra time (multiplier) and/or extra attempts to one student."""
-    if (refused := _staff_only(launch, request)) is not None:
-        return refused
     if _too_large(request, SMALL_FORM_LIMIT_BYTES):
         return error_page(request, "The submitted form is too large; nothing was stored.", 413)
-    placement = _placement(resource_link_pk, launch)
-    student = LtiUser.objects.filter(pk=lti_user_pk).first()
-    if student is None or student.registration_id != launch.registration_pk:
-        return error_page(request, "There is no such student.", 404)
     try:
         services.grant_accommodation(
             placement,
@@ -603,7 +619,7 @@ def accommodation(request: HttpRequest, resource_link_pk: int, launch: LaunchInf
     except QuizError as exc:
         return _quiz_error(request, exc)
     return redirect(
-        reverse("quizzes:student", kwargs={"resource_link_pk": resource_link_pk, "lti_user_pk": lti_user_pk})
+        reverse("quizzes:student", kwargs={"resource_link_pk": resource_link_pk, "lti_user_pk": student.pk})
     )
 
 
@@ -614,11 +630,9 @@ class _Echo:
 
 @require_GET
 @launch_required
-def export_csv(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+@staff_required
+def export_csv(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement) -> HttpResponse:
     """Results as CSV: one row per student attempt and challenge."""
-    if (refused := _staff_only(launch, request)) is not None:
-        return refused
-    placement = _placement(resource_link_pk, launch)
     writer = csv.writer(_Echo())
     body = "".join(writer.writerow(row) for row in queries.csv_rows(placement))
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")
