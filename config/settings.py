@@ -223,6 +223,25 @@ LTI_TOOL_TITLE = env("LTI_TOOL_TITLE", "ResNet Challenges")
 # Extra origins allowed to frame the tool (CSP frame-ancestors), comma separated, for LMSs whose pages are not served
 # from their issuer's or OIDC endpoint's origin (e.g. https://*.blackboard.com). Registered platforms are automatic.
 LTI_FRAME_ANCESTORS_EXTRA = env_list("LTI_FRAME_ANCESTORS_EXTRA", [])
+# Platform URLs (OpenID configuration, registration endpoint, JWKS, token, AGS/NRPS) may resolve to loopback, private
+# or link-local addresses only when this is on (a university Moodle on a private network). Off: such URLs are refused
+# before any connection, so an anonymous Dynamic Registration cannot probe the internal network.
+LTI_ALLOW_PRIVATE_PLATFORM_URLS = env_bool("LTI_ALLOW_PRIVATE_PLATFORM_URLS", not PRODUCTION)
+# A launch naming a deployment id the tool has not seen: "approval" (recorded as pending, refused until IT activates
+# it in the admin) or "auto" (accepted at once: a registration IT trusts with every deployment).
+LTI_DEPLOYMENT_POLICY = env("LTI_DEPLOYMENT_POLICY", "approval")
+if LTI_DEPLOYMENT_POLICY not in {"approval", "auto"}:
+    raise ImproperlyConfigured("LTI_DEPLOYMENT_POLICY must be 'approval' or 'auto'")
+# Rate limits per client address, "N/S": at most N requests in S seconds (429 with Retry-After beyond).
+LTI_RATE_LIMIT_LOGIN = env("LTI_RATE_LIMIT_LOGIN", "60/10")
+LTI_RATE_LIMIT_REGISTER = env("LTI_RATE_LIMIT_REGISTER", "10/60")
+for _rate in (LTI_RATE_LIMIT_LOGIN, LTI_RATE_LIMIT_REGISTER):
+    _count, _, _seconds = _rate.partition("/")
+    if not (_count.isdigit() and _seconds.isdigit() and int(_count) > 0 and int(_seconds) > 0):
+        raise ImproperlyConfigured(f"LTI rate limits are N/S (N requests in S seconds), not {_rate!r}")
+# Proxies in front of the tool that append the client's address to X-Forwarded-For (0: the client is the peer of the
+# web server, REMOTE_ADDR). Only trusted proxies count: a client can write any X-Forwarded-For it likes.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # Gradebook (AGS) delivery: exponential backoff with jitter between attempts (base doubling up to the cap); a score
 # the LMS has not accepted is retried for GRADEBOOK_RETRY_BUDGET_S (LMS outages last hours: at least a day in
 # production) and then shown to the instructor as refused. The sweeper re-enqueues a waiting score whose task was

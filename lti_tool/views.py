@@ -24,6 +24,7 @@ from config.metrics import LAUNCHES, LAUNCHES_REFUSED
 from lti_tool import dynreg, keys, seam, services
 from lti_tool import validation as v
 from lti_tool.gradebook import services as gradebook
+from lti_tool.ratelimit import rate_limited
 from lti_tool.sessions import remember_launch
 from lti_tool.validation import LaunchRefused
 
@@ -84,6 +85,7 @@ def _redirect(url: str, status: int = 302) -> HttpResponse:
 @xframe_options_exempt
 @never_cache
 @require_http_methods(["GET", "POST"])
+@rate_limited("login", "LTI_RATE_LIMIT_LOGIN")
 def login(request: HttpRequest) -> HttpResponse:
     """Third-party-initiated login: check the platform, then redirect to its OIDC authorization endpoint.
 
@@ -258,6 +260,7 @@ def canvas_config(request: HttpRequest) -> JsonResponse:
 @xframe_options_exempt
 @never_cache
 @require_GET
+@rate_limited("register", "LTI_RATE_LIMIT_REGISTER")
 def register(request: HttpRequest) -> HttpResponse:
     """LTI Dynamic Registration: the platform opens this URL with openid_configuration and registration_token."""
     code = settings.LTI_REGISTRATION_ACCESS_CODE

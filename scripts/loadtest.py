@@ -393,6 +393,8 @@ def main() -> int:
         "REDIS_URL": args.redis_url,
         "CELERY_BROKER_URL": args.broker_url,
         "LOG_LEVEL": "WARNING",
+        # Every simulated student logs in from 127.0.0.1: one address, far above a real client's login rate.
+        "LTI_RATE_LIMIT_LOGIN": f"{10 * args.students}/60",
         "WEB_CONCURRENCY": str(args.web_workers),
         "PYTHONUNBUFFERED": "1",
     }

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.cache import cache
 
-from lti_tool.http import has_nul
+from lti_tool.http import PlatformAddressRefused, has_nul
+from lti_tool.http import session as platform_session
 from lti_tool.models import Registration
 
 SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
@@ -71,7 +72,7 @@ def _session() -> requests.Session:
     # One keep-alive session per thread: requests.Session is not safe to share between threads.
     session = getattr(_local, "session", None)
     if session is None:
-        session = requests.Session()
+        session = platform_session()  # public addresses only, like every URL learned from a platform
         _local.session = session
     return session
 
@@ -110,6 +111,9 @@ def http(method: str, url: str, **kwargs: Any) -> requests.Response:
             response.close()
         else:
             response.raw.release_conn()  # read to the end: the connection can be kept alive
+    except PlatformAddressRefused as exc:
+        # IT's configuration, not an outage: retrying changes nothing until IT allows private addresses.
+        raise ServiceError(f"The LMS address was refused: {exc}", retryable=False) from exc
     except requests.Timeout as exc:
         raise ServiceError(f"The LMS did not answer within {kwargs['timeout']:g} s.", retryable=True) from exc
     except requests.ConnectionError as exc:
