@@ -410,7 +410,35 @@ class DevLms:
             "grading_progress": score.grading_progress,
             "comment": score.comment,
             "timestamp": score.timestamp,
+            # Canvas: the grade of a pass/fail column, who graded last, how many submissions and the last one's time.
+            "grade": score.grade,
+            "grader": score.grader,
+            "attempt": score.attempt,
+            "submitted_at": score.submitted_at,
+            "result_score": score.result_score,
         }
+
+    def grade_by_hand(
+        self,
+        score: float | None,
+        user: str = "student1",
+        course: str = "course1",
+        resource_link: str | None = "link1",
+        teacher: str = "instructor1",
+    ) -> requests.Response:
+        """A teacher changes a grade on the gradebook page (the form a person submits, over HTTP)."""
+        item = self._line_item(course, resource_link, None)
+        session = requests.Session()
+        url = self.platform.url("gradebook", course_slug=course)
+        page = session.get(url, params={"user": teacher}, timeout=HTTP_TIMEOUT_S)
+        form = next(f for f in parse_forms(page.text, page.url) if "csrfmiddlewaretoken" in f.fields)
+        fields = {**form.fields, "item": str(item.pk), "student": user, "score": "" if score is None else str(score)}
+        return session.post(form.action, data=fields, headers={"Referer": page.url}, timeout=HTTP_TIMEOUT_S)
+
+    def set_pass_fail(self, course: str = "course1", resource_link: str | None = "link1") -> None:
+        """Make the column a Canvas complete/incomplete assignment."""
+        item = self._line_item(course, resource_link, None)
+        LineItem.objects.filter(pk=item.pk).update(grading_type="pass_fail")
 
     def line_items(self, course: str = "course1") -> list[dict[str, Any]]:
         """The course's gradebook columns."""

@@ -124,6 +124,10 @@ class LineItem(models.Model):
     score_maximum = models.FloatField()
     resource_id = models.CharField(max_length=200, blank=True)
     tag = models.CharField(max_length=200, blank=True)
+    # Canvas: a "pass_fail" assignment shows complete/incomplete (any score > 0 passes); "points" shows the score.
+    grading_type = models.CharField(
+        max_length=16, choices=[("points", "Points"), ("pass_fail", "Complete/incomplete")], default="points"
+    )
     start_date_time = models.CharField(max_length=64, blank=True)
     end_date_time = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -152,7 +156,8 @@ class ResourceLink(models.Model):
 
 
 class Score(models.Model):
-    """The current result of one person in one column."""
+    """The current result of one person in one column: the gradebook cell (Canvas: the submission's grade) and the
+    tool's AGS result (`result_score`, `timestamp`, which Canvas keeps as the result's updated_at)."""
 
     line_item = models.ForeignKey(LineItem, on_delete=models.CASCADE, related_name="scores")
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="scores")
@@ -162,6 +167,15 @@ class Score(models.Model):
     grading_progress = models.CharField(max_length=32)
     comment = models.TextField(blank=True)
     timestamp = models.DateTimeField()
+    # Canvas: the AGS result's score as the tool sent it (scoreGiven, not rescaled); a teacher's edit overwrites it.
+    result_score = models.FloatField(null=True, blank=True)
+    # Canvas pass/fail columns: "complete" or "incomplete".
+    grade = models.CharField(max_length=16, blank=True)
+    # Who set the grade last: "tool" (an AGS score) or "teacher" (by hand in the gradebook).
+    grader = models.CharField(max_length=16, blank=True)
+    # Canvas submissions: how many the student has made (one per new_submission score) and when the last one was.
+    attempt = models.PositiveIntegerField(default=0)
+    submitted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -362,15 +362,24 @@ def launch_frame(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @checked("Bad request")
 def gradebook(request: HttpRequest, course_slug: str) -> HttpResponse:
-    """Line items x students with the current scores, and the raw AGS history."""
+    """Line items x students with the current scores, and the raw AGS history. POST: a teacher's grade by hand
+    (item, student, score; an empty score clears the grade), as in Canvas's SpeedGrader."""
     person = _user(request)
     try:
         course = services.get_course(course_slug)
     except PlatformError as exc:
         return render(request, "devlms/error.html", {"title": "No such course", "message": exc.message}, status=404)
+    if request.method == "POST":
+        try:
+            _grade_by_hand(request, course)
+        except PlatformError as exc:
+            return render(
+                request, "devlms/error.html", {"title": "Grade not saved", "message": exc.message}, status=exc.status
+            )
+        return HttpResponseRedirect(f"{request.path}?{urlencode({'user': person.username})}")
     items = list(LineItem.objects.filter(course=course).select_related("resource_link").order_by("pk"))
     students = [
         e.person
@@ -391,6 +400,23 @@ def gradebook(request: HttpRequest, course_slug: str) -> HttpResponse:
             "tool": services.current_tool(),
         },
     )
+
+
+def _grade_by_hand(request: HttpRequest, course: Course) -> None:
+    item_pk = request.POST.get("item", "")
+    valid_pk = item_pk.isdigit() and len(item_pk) < 10
+    item = LineItem.objects.filter(course=course, pk=int(item_pk)).first() if valid_pk else None
+    student = Person.objects.filter(username=request.POST.get("student", "")[:64]).first()
+    if item is None or student is None:
+        raise PlatformError(400, "Pick a gradebook column and a student of this course.")
+    raw = request.POST.get("score", "").strip()[:32]
+    try:
+        score = float(raw) if raw else None
+    except ValueError:
+        raise PlatformError(400, "The grade must be a number, or empty to clear it.")
+    if score is not None and score != score:  # NaN
+        raise PlatformError(400, "The grade must be a number, or empty to clear it.")
+    services.grade_by_hand(item, student, score)
 
 
 @require_http_methods(["GET", "POST"])
