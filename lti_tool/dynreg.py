@@ -36,6 +36,7 @@ CANVAS_CLOUD_ISSUERS = frozenset(
     {"https://canvas.instructure.com", "https://canvas.beta.instructure.com", "https://canvas.test.instructure.com"}
 )
 MAX_TOKEN_CHARS = 8192
+CANVAS_COURSE_NAV_DEFAULT_ENABLED = "https://canvas.instructure.com/lti/course_navigation/default_enabled"
 
 
 class RegistrationFailed(Exception):
@@ -177,6 +178,9 @@ def tool_registration_body(base_url: str, platform: PlatformConfiguration) -> di
                     "target_link_uri": launch_url,
                     "label": settings.LTI_TOOL_TITLE,
                     "placements": ["course_navigation"],
+                    # Canvas (app/models/lti/ims/registration.rb): the course menu link starts hidden; a course
+                    # navigation launch is never graded, teachers switch it on only if they want practice there.
+                    CANVAS_COURSE_NAV_DEFAULT_ENABLED: False,
                 },
                 {
                     "type": "LtiDeepLinkingRequest",

@@ -138,6 +138,9 @@ class ResourceLink(models.Model):
     title = models.CharField(max_length=500, blank=True)
     # The launch's `lineitem` claim, when the platform coupled a gradebook column to this link.
     lineitem_url = models.URLField(max_length=1000, blank=True)
+    # False when the platform keeps grades only for links it coupled a column to and gave this one none (a Canvas
+    # course-navigation launch: Canvas answers 404 to creating a line item for a link that is not an assignment).
+    can_be_graded = models.BooleanField(default=True)
     custom = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -15,14 +15,12 @@ from lti_tool import dynreg, seam
 from lti_tool import validation as v
 from lti_tool.gradebook import ags
 from lti_tool.models import Context, Deployment, LtiUser, Membership, Registration, ResourceLink
+from lti_tool.roles import course_roles, role_list
 from lti_tool.sessions import DEEP_LINK_SESSION_KEY, LaunchInfo
 
 MAX_DEEP_LINKS_KEPT = 10
 MAX_CUSTOM_PARAMS = 50
 MAX_CUSTOM_VALUE_CHARS = 1000
-
-STAFF_ROLES = frozenset({"Instructor", "TeachingAssistant", "Administrator"})
-LEARNER_ROLES = frozenset({"Learner", "Student"})
 
 
 # --- URLs of the tool -------------------------------------------------------------------------------------------------
@@ -50,26 +48,42 @@ def tool_netlocs(request: HttpRequest | None = None) -> set[str]:
     return {n for n in netlocs if n}
 
 
-# --- Roles ------------------------------------------------------------------------------------------------------------
-def role_names(roles: list[str]) -> set[str]:
-    """Short role names from LIS v2 role URIs (context, institution, system, sub-roles) and short forms."""
-    names: set[str] = set()
-    for role in roles:
-        if not isinstance(role, str):
-            continue
-        for marker in ("/membership/Instructor#", "/membership/Administrator#"):
-            if marker in role:
-                names.add(marker.split("/")[-1].rstrip("#"))
-        if "/membership/Learner#" in role:
-            names.add("Learner")
-        names.add(role.rsplit("#", 1)[-1] if "#" in role else role.rsplit("/", 1)[-1])
-    return names
+# --- Gradability -----------------------------------------------------------------------------------------------------
+CANVAS_PLACEMENT_CLAIM = "https://www.instructure.com/placement"
+# Canvas placements that are never an assignment (lib/lti/messages/resource_link_request.rb: the link id is the
+# course's own opaque id and no line item comes with it).
+CANVAS_UNGRADED_PLACEMENTS = frozenset({"course_navigation", "account_navigation", "user_navigation"})
 
 
-def map_roles(roles: list[str]) -> tuple[bool, bool]:
-    """(is_staff, is_learner): Instructor/TeachingAssistant/Administrator are staff, Learner is a student."""
-    names = role_names(roles)
-    return bool(names & STAFF_ROLES), bool(names & LEARNER_ROLES)
+def _is_canvas(registration: Registration, claims: dict[str, Any]) -> bool:
+    platform = claims.get(v.C_TOOL_PLATFORM)
+    family = platform.get("product_family_code") if isinstance(platform, dict) else None
+    return (
+        registration.product_family == "canvas"
+        or dynreg.is_canvas_cloud(registration.issuer)
+        or (isinstance(family, str) and family.strip().lower() == "canvas")
+    )
+
+
+def link_can_be_graded(registration: Registration, claims: dict[str, Any]) -> bool:
+    """Whether grades of this resource-link launch can reach the platform's gradebook.
+
+    A launch with a `lineitem` claim can. Without one the tool would create a column by resourceLinkId, which Canvas
+    allows only for assignments (`prepare_line_item_for_ags!`, else 404): a Canvas launch without a line item, a
+    launch from a Canvas navigation placement, or one whose link id is the course's own id (Canvas course
+    navigation) cannot be graded. Other platforms (Moodle) let the tool create the column.
+    """
+    ags_claim = claims.get(v.C_AGS)
+    if isinstance(ags_claim, dict) and _url(ags_claim.get("lineitem")):
+        return True
+    placement = claims.get(CANVAS_PLACEMENT_CLAIM)
+    if isinstance(placement, str) and placement in CANVAS_UNGRADED_PLACEMENTS:
+        return False
+    link = claims.get(v.C_RESOURCE_LINK) or {}
+    context = claims.get(v.C_CONTEXT) or {}
+    if isinstance(link, dict) and isinstance(context, dict) and link.get("id") and link.get("id") == context.get("id"):
+        return False
+    return not _is_canvas(registration, claims)
 
 
 # --- Launch sync ------------------------------------------------------------------------------------------------------
@@ -168,8 +182,9 @@ def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
                 setattr(context, key, val)
             context.save()
 
-        roles = [r for r in claims.get(v.C_ROLES, []) if isinstance(r, str)][:50]
-        is_staff, is_learner = map_roles(roles)
+        roles = role_list(claims.get(v.C_ROLES))
+        standing = course_roles(roles)
+        is_staff, is_learner = standing.is_staff, standing.is_learner
         Membership.objects.update_or_create(
             context=context,
             lti_user=lti_user,
@@ -185,6 +200,8 @@ def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
                 updates["title"] = _text(link_claim["title"], 500)
             if isinstance(ags, dict) and _url(ags.get("lineitem")):
                 updates["lineitem_url"] = ags["lineitem"]
+            if launch.message_type == v.RESOURCE_LINK_REQUEST:
+                updates["can_be_graded"] = link_can_be_graded(launch.registration, claims)
             if launch.message_type == v.RESOURCE_LINK_REQUEST:
                 updates["custom"] = _custom(claims.get(v.C_CUSTOM))
             if any(getattr(resource_link, k) != val for k, val in updates.items()):
@@ -246,6 +263,7 @@ def remember_deep_link(request: HttpRequest, synced: SyncedLaunch, claims: dict[
         "roles": synced.info.roles,
         "is_staff": synced.info.is_staff,
         "is_learner": synced.info.is_learner,
+        "may_configure": course_roles(synced.info.roles).may_configure,
         "return_url": dl["deep_link_return_url"],
         "data": dl.get("data"),
         "accept_types": dl.get("accept_types") if isinstance(dl.get("accept_types"), list) else [],
@@ -263,8 +281,9 @@ def remember_deep_link(request: HttpRequest, synced: SyncedLaunch, claims: dict[
 
 
 def deep_link_session(request: HttpRequest, launch_id: str) -> dict | None:
-    """The deep-linking launch `launch_id` of this browser session: is_staff, context_pk, registration_pk,
-    deployment_pk, lti_user_pk, roles, return_url, data, accept_types, accept_multiple, title, text; or None."""
+    """The deep-linking launch `launch_id` of this browser session: is_staff, may_configure, context_pk,
+    registration_pk, deployment_pk, lti_user_pk, roles, return_url, data, accept_types, accept_multiple, title, text;
+    or None."""
     entry = request.session.get(DEEP_LINK_SESSION_KEY, {}).get(launch_id)
     return dict(entry) if entry else None
 

@@ -46,6 +46,11 @@ MAX_TIME_MULTIPLIER = 10.0
 MAX_EXTRA_ATTEMPTS = 100
 MAX_PLACEMENT_POINTS = 10_000.0
 MAX_SET_TIME_LIMIT_S = 24 * 3600
+UNGRADABLE_LINK_MESSAGE = (
+    "The LMS keeps no gradebook column for this link (in Canvas: it was opened from the course navigation menu or "
+    "another place that is not an assignment), so it can only run ungraded. To grade it, add the tool as an "
+    "assignment (Canvas: Assignments, + Assignment, Submission Type External Tool)."
+)
 
 
 # --- Errors: each carries the HTTP status a view answers with and a message for people --------------------------
@@ -254,7 +259,7 @@ def resolve_placement(resource_link: Any, launch: Any) -> Placement:
     """
     existing = Placement.objects.select_related("challenge_set").filter(resource_link=resource_link).first()
     if existing is not None:
-        return existing
+        return _as_practice_if_ungradable(existing, resource_link)
     from lti_tool.models import ResourceLink
 
     with transaction.atomic():
@@ -277,7 +282,30 @@ def resolve_placement(resource_link: Any, launch: Any) -> Placement:
         else:
             config = default_placement_config()
             config["title"] = link.title or config["title"]
+        if not link.can_be_graded:
+            config.update(_ungraded_rules())
         return Placement.objects.create(resource_link=link, draft=draft, **config)
+
+
+def _ungraded_rules() -> dict[str, Any]:
+    """The rules of the first ungraded mode in modes.yaml (practice): a link whose grades cannot reach the LMS
+    never lets a student spend timed, limited attempts for a grade that goes nowhere."""
+    rules = next((dict(m) for m in content.get_modes().values() if not m.get("graded")), None)
+    rules = rules or {**content.get_mode(), "graded": False}  # a modes.yaml without an ungraded mode
+    return {"mode_slug": rules["slug"], "rules": rules, "credit_policy": dict(rules["credit_policy"])}
+
+
+def _as_practice_if_ungradable(placement: Placement, link: Any) -> Placement:
+    """A graded placement made before its link was known to be ungradable becomes practice while nobody started."""
+    if not placement.is_graded or link.can_be_graded or placement.attempts.exists():
+        return placement
+    with transaction.atomic():
+        placement = Placement.objects.select_for_update().select_related("challenge_set").get(pk=placement.pk)
+        if placement.is_graded and not placement.attempts.exists():
+            for field, value in _ungraded_rules().items():
+                setattr(placement, field, value)
+            placement.save()
+    return placement
 
 
 def _find_draft(value: Any, registration_id: int) -> PlacementDraft | None:
@@ -302,6 +330,8 @@ def update_placement(placement: Placement, **choices: Any) -> Placement:
             raise Refused("Students have already started this activity; its settings can no longer change.")
         choices.setdefault("challenge_set", content.current_set(placement.challenge_set.slug))
         config = build_placement_config(**choices)
+        if config["rules"].get("graded") and not placement.resource_link.can_be_graded:
+            raise InvalidInput(UNGRADABLE_LINK_MESSAGE)
         for field, value in config.items():
             setattr(placement, field, value)
         placement.save()

@@ -162,8 +162,8 @@ def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
     session = deep_link_session(request, launch_id)
     if session is None:
         return error_page(request, "This deep-linking session has expired. Please start again from your course.", 403)
-    if not session.get("is_staff"):
-        return error_page(request, "Only instructors can add this activity to a course.", 403)
+    if not (session.get("is_staff") or session.get("may_configure")):  # lti_tool.roles: staff and designers
+        return error_page(request, "Only instructors and designers can add this activity to a course.", 403)
     challenge_set = content.current_set()
     modes = content.get_modes()
     default_mode = content.get_mode()["slug"]
@@ -254,14 +254,29 @@ def player(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> H
             "rules": placement.rules,
             "badge": placement.challenge_set.content.get("badge"),
             "finished_before": attempt is not None and attempt.is_finished,
+            "may_attempt": _may_attempt(placement, launch),
+            "not_a_student": NOT_A_STUDENT_MESSAGE,
         },
     )
+
+
+NOT_A_STUDENT_MESSAGE = (
+    "You are in this course as an observer or designer, not as a student: you can look at this graded activity, but "
+    "only students take it."
+)
+
+
+def _may_attempt(placement: Placement, launch: LaunchInfo) -> bool:
+    """Graded attempts are for the course's students (lti_tool.roles); staff may try them out."""
+    return not placement.is_graded or launch.is_learner or launch.is_staff
 
 
 @require_POST
 @launch_required
 def start(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
     placement = _placement(resource_link_pk, launch)
+    if not _may_attempt(placement, launch):
+        return error_page(request, NOT_A_STUDENT_MESSAGE, 403)
     try:
         attempt = services.start_attempt(placement, _user(launch))
     except QuizError as exc:

@@ -51,6 +51,13 @@ ROLE_LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 ROLE_INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 ROLE_STUDENT_INST = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Student"
 ROLE_FACULTY_INST = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Faculty"
+# Canvas's institution roles (lib/lti/substitutions_helper.rb, LIS_V2_LTI_ADVANTAGE_ROLE_MAP), added to every launch.
+ROLE_TEACHER_INST = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor"
+ROLE_SYSTEM_USER = "http://purl.imsglobal.org/vocab/lis/v2/system/person#User"
+# A launch from Canvas's Course Navigation menu: link id = the course's own id, no line item
+# (lib/lti/messages/resource_link_request.rb). Pass it as the resource link slug.
+COURSE_NAV_LINK = "course-nav"
+CANVAS_PLACEMENT_CLAIM = "https://www.instructure.com/placement"
 MESSAGE_TYPES = ["LtiResourceLinkRequest", "LtiDeepLinkingRequest", "LtiSubmissionReviewRequest"]
 ACTIVITY_PROGRESS = {"Initialized", "Started", "InProgress", "Submitted", "Completed"}
 GRADING_PROGRESS = {"FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"}
@@ -427,7 +434,7 @@ def login_initiation(platform: Platform, request: LaunchRequest, tool: Tool | No
         raise PlatformError(400, f"message_type must be one of {MESSAGE_TYPES}")
     course = get_course(request.course)
     person = ensure_person(request.user)
-    if request.message_type != "LtiDeepLinkingRequest":
+    if request.message_type != "LtiDeepLinkingRequest" and request.resource_link != COURSE_NAV_LINK:
         get_link(course, request.resource_link or "link1")
     ensure_enrollment(course, person)
     if request.message_type == "LtiDeepLinkingRequest":
@@ -448,13 +455,18 @@ def login_initiation(platform: Platform, request: LaunchRequest, tool: Tool | No
     return tool.initiate_login_uri, params
 
 
-def _role_uris(person: Person, course: Course, roles: list[str] | None) -> list[str]:
+def _role_uris(person: Person, course: Course, roles: list[str] | None, style: str) -> list[str]:
     if roles is not None:
         return roles
     enrollment = Enrollment.objects.filter(course=course, person=person).first()
-    if enrollment and enrollment.is_instructor:
-        return [ROLE_INSTRUCTOR, ROLE_FACULTY_INST]
-    return [ROLE_LEARNER, ROLE_STUDENT_INST]
+    membership = ROLE_INSTRUCTOR if enrollment and enrollment.is_instructor else ROLE_LEARNER
+    if style != Style.CANVAS:
+        return [membership, ROLE_FACULTY_INST if membership == ROLE_INSTRUCTOR else ROLE_STUDENT_INST]
+    # Canvas's allRoles: the course role plus the user's roles anywhere in the school (a teacher in any course is
+    # an institution Instructor, a student in any an institution Student) and the system User role.
+    anywhere = set(Enrollment.objects.filter(person=person, active=True).values_list("is_instructor", flat=True))
+    institution = [ROLE_TEACHER_INST] * (True in anywhere) + [ROLE_STUDENT_INST] * (False in anywhere)
+    return [membership, *institution, ROLE_SYSTEM_USER]
 
 
 def launch_claims(platform: Platform, request: LaunchRequest, tool: Tool, nonce: str) -> dict[str, Any]:
@@ -473,7 +485,7 @@ def launch_claims(platform: Platform, request: LaunchRequest, tool: Tool, nonce:
         LTI + "message_type": request.message_type,
         LTI + "version": "1.3.0",
         LTI + "deployment_id": tool.deployment_id,
-        LTI + "roles": _role_uris(person, course, request.roles),
+        LTI + "roles": _role_uris(person, course, request.roles, course_style(course, tool)),
         LTI + "context": {
             "id": f"devlms-{course.slug}",
             "label": course.label,
@@ -516,6 +528,10 @@ def launch_claims(platform: Platform, request: LaunchRequest, tool: Tool, nonce:
             "title": "Add an activity",
             "data": data,
         }
+    elif request.resource_link == COURSE_NAV_LINK:
+        claims[LTI + "target_link_uri"] = tool.target_link_uri
+        claims[LTI + "resource_link"] = {"id": claims[LTI + "context"]["id"], "title": course.title}
+        claims[CANVAS_PLACEMENT_CLAIM] = "course_navigation"
     else:
         link = get_link(course, request.resource_link or "link1")
         claims[LTI + "target_link_uri"] = tool.target_link_uri
@@ -837,6 +853,10 @@ def _line_item_fields(body: Any, course: Course, *, partial: bool) -> dict[str, 
 
 def create_line_item(platform: Platform, tool: Tool, course_pk: int, query: Any, body: Any) -> dict[str, Any]:
     course = _service_course(course_pk, tool, query.get("type_id"))
+    if isinstance(body, dict) and body.get("resourceLinkId") == f"devlms-{course.slug}":
+        # Canvas's prepare_line_item_for_ags!: only an assignment's resource link gets a column (course navigation
+        # is not one).
+        raise PlatformError(404, "The specified resource does not exist.")
     fields = _line_item_fields(body, course, partial=False)
     with transaction.atomic():
         item = LineItem.objects.create(course=course, tool=tool, **fields)

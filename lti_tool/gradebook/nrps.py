@@ -12,20 +12,10 @@ from django.db import transaction
 
 from lti_tool.gradebook import ags
 from lti_tool.models import Context, LtiUser, Membership
+from lti_tool.roles import course_roles, role_list
 
 MEDIA_MEMBERSHIPS = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
-STAFF_ROLES = {"Instructor", "TeachingAssistant", "Administrator"}
 MAX_MEMBERS = 20_000  # bounded input: no course we serve comes near it
-
-
-def role_names(roles: list[str]) -> set[str]:
-    """Short role names from full or short LIS role URIs ("...membership#Instructor", "Instructor",
-    "...membership/Instructor#TeachingAssistant" -> TeachingAssistant)."""
-    names = set()
-    for role in roles:
-        if isinstance(role, str) and role:
-            names.add(role.rsplit("#", 1)[-1].rsplit("/", 1)[-1])
-    return names
 
 
 def fetch_members(context: Context) -> list[dict[str, Any]]:
@@ -59,7 +49,8 @@ def sync_roster(context: Context) -> int:
             sub = str(member.get("user_id") or "")[:255]
             if not sub or str(member.get("status", "Active")) != "Active":
                 continue
-            names = role_names(member.get("roles") or [])
+            roles = role_list(member.get("roles"))
+            standing = course_roles(roles)
             user, _ = LtiUser.objects.get_or_create(registration=registration, sub=sub)
             changed = []
             for field in ("name", "given_name", "family_name", "email"):
@@ -69,22 +60,21 @@ def sync_roster(context: Context) -> int:
                     changed.append(field)
             if changed:
                 user.save(update_fields=[*changed, "updated_at"])
-            roles = [r for r in (member.get("roles") or []) if isinstance(r, str)][:50]
             membership, created = Membership.objects.get_or_create(
                 context=context,
                 lti_user=user,
                 defaults={
                     "roles": roles,
-                    "is_staff": bool(names & STAFF_ROLES),
-                    "is_learner": "Learner" in names,
+                    "is_staff": standing.is_staff,
+                    "is_learner": standing.is_learner,
                     "from_roster": True,
                 },
             )
             if not created and membership.from_roster:
                 # A row the roster made is kept up to date by it; one a launch made is the launch's.
                 membership.roles = roles
-                membership.is_staff = bool(names & STAFF_ROLES)
-                membership.is_learner = "Learner" in names
+                membership.is_staff = standing.is_staff
+                membership.is_learner = standing.is_learner
                 membership.save(update_fields=["roles", "is_staff", "is_learner", "updated_at"])
             synced += 1
     return synced

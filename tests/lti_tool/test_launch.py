@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from lti_tool import services
 from lti_tool import validation as v
 from lti_tool.models import Context, Deployment, LtiUser, Membership, ResourceLink
 from lti_tool.sessions import DEEP_LINK_SESSION_KEY, current_launch
@@ -16,6 +15,8 @@ from tests.lti_tool.conftest import INSTRUCTOR, LAUNCH_URL, LEARNER, TestPlatfor
 
 TA = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
 INST_ADMIN = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator"
+INST_INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor"
+SYS_ADMIN = "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"
 
 
 def session_launch(client, resource_link_pk):
@@ -55,7 +56,7 @@ def test_learner_launch_creates_rows_and_redirects(client, platform):
     assert launches_count(v.RESOURCE_LINK_REQUEST) == before + 1
 
 
-@pytest.mark.parametrize("roles", [[INSTRUCTOR], [TA], ["Instructor"], ["TeachingAssistant"], [LEARNER, INST_ADMIN]])
+@pytest.mark.parametrize("roles", [[INSTRUCTOR], [TA], ["Instructor"], ["TeachingAssistant"], [INSTRUCTOR, INST_ADMIN]])
 def test_staff_roles(client, platform, roles):
     assert platform.full_launch(client, roles=roles, sub="teacher").status_code == 303
     membership = Membership.objects.get()
@@ -63,16 +64,14 @@ def test_staff_roles(client, platform, roles):
     assert session_launch(client, ResourceLink.objects.get().pk).is_instructor
 
 
-def test_role_mapping():
-    assert services.map_roles([LEARNER]) == (False, True)
-    assert services.map_roles(["Learner"]) == (False, True)
-    assert services.map_roles(["http://purl.imsglobal.org/vocab/lis/v2/institution/person#Student"]) == (False, True)
-    assert services.map_roles([INSTRUCTOR]) == (True, False)
-    assert services.map_roles(["http://purl.imsglobal.org/vocab/lis/v2/membership#Administrator"]) == (True, False)
-    assert services.map_roles(["http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"]) == (True, False)
-    assert services.map_roles(["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#Grader"]) == (True, False)
-    assert services.map_roles(["http://purl.imsglobal.org/vocab/lis/v2/membership#Mentor"]) == (False, False)
-    assert services.map_roles([]) == (False, False)
+@pytest.mark.parametrize("roles", [[LEARNER, INST_ADMIN], [LEARNER, INST_INSTRUCTOR], [INST_ADMIN, SYS_ADMIN]])
+def test_institution_and_system_roles_grant_nothing_in_the_course(client, platform, roles):
+    # Canvas adds institution-wide roles to every launch: a student who teaches elsewhere stays a student here.
+    assert platform.full_launch(client, roles=roles, sub="someone").status_code == 303
+    membership = Membership.objects.get()
+    assert not membership.is_staff
+    assert membership.is_learner == (LEARNER in roles)
+    assert not session_launch(client, ResourceLink.objects.get().pk).is_instructor
 
 
 def test_second_launch_updates_rows_without_duplicates(client, platform):
