@@ -95,9 +95,9 @@ def fetch_platform_configuration(config_url: str, registration_token: str = "") 
     headers = {"Authorization": f"Bearer {registration_token}"} if registration_token else {}
     try:
         raw = http.fetch_json("GET", config_url, headers=headers)
-    except http.FetchError as exc:
     except http.PlatformAddressRefused as exc:
         raise RegistrationFailed("platform_address_refused", f"The configuration URL was refused: {exc}") from exc
+    except http.FetchError as exc:
         raise RegistrationFailed("config_unavailable", f"The platform configuration could not be read: {exc}") from exc
     if not isinstance(raw, dict):
         raise RegistrationFailed("config_invalid", "The platform configuration is not a JSON object.")
@@ -213,12 +213,12 @@ def post_tool_registration(
         headers["Authorization"] = f"Bearer {registration_token}"
     try:
         raw = http.fetch_json("POST", platform.registration_endpoint, headers=headers, json=body)
+    except http.PlatformAddressRefused as exc:
+        raise RegistrationFailed("platform_address_refused", f"The registration endpoint was refused: {exc}") from exc
     except http.FetchError as exc:
         raise RegistrationFailed("registration_refused", f"The platform refused the registration: {exc}") from exc
     raw = _strip_keys(raw) if isinstance(raw, dict) else {}
     client_id = raw.get("client_id")
-    except http.PlatformAddressRefused as exc:
-        raise RegistrationFailed("platform_address_refused", f"The registration endpoint was refused: {exc}") from exc
     if isinstance(client_id, int):
         client_id = str(client_id)
     if not isinstance(client_id, str) or not client_id or len(client_id) > 255:
