@@ -9,8 +9,36 @@ from lti_tool.models import Context, Deployment, LtiUser, Registration, Resource
 class DeploymentInline(admin.TabularInline):
     model = Deployment
     extra = 1
-    fields = ("deployment_id", "is_active", "created_at")
-    readonly_fields = ("created_at",)
+    # Ticking "active" on a pending deployment approves it (Deployment.save clears pending).
+    fields = ("deployment_id", "is_active", "pending", "created_at")
+    readonly_fields = ("pending", "created_at")
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    """Deployments a launch brought that wait for IT (LTI_DEPLOYMENT_POLICY=approval) are listed as pending here."""
+
+    list_display = ("deployment_id", "registration", "is_active", "pending", "created_at")
+    list_filter = ("pending", "is_active", "registration")
+    search_fields = ("deployment_id", "registration__name", "registration__issuer", "registration__client_id")
+    fields = ("registration", "deployment_id", "is_active", "pending", "created_at")
+    readonly_fields = ("registration", "deployment_id", "pending", "created_at")
+    actions = ["activate", "disable"]
+
+    def has_add_permission(self, request):
+        return False  # deployments come from registrations and launches (or the registration's inline)
+
+    @admin.action(description="Activate the selected deployments (launches accepted)")
+    def activate(self, request, queryset):
+        for deployment in queryset:
+            services.activate_deployment(deployment)
+        self.message_user(request, f"{queryset.count()} deployment(s) activated.", messages.SUCCESS)
+
+    @admin.action(description="Disable the selected deployments (launches refused)")
+    def disable(self, request, queryset):
+        for deployment in queryset:
+            services.disable_deployment(deployment)
+        self.message_user(request, f"{queryset.count()} deployment(s) disabled.", messages.WARNING)
 
 
 @admin.register(Registration)

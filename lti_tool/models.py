@@ -98,6 +98,8 @@ class Deployment(models.Model):
     registration = models.ForeignKey(Registration, on_delete=models.CASCADE, related_name="deployments")
     deployment_id = models.CharField(max_length=255)
     is_active = models.BooleanField(default=True)
+    # First seen in a launch and held for IT (LTI_DEPLOYMENT_POLICY=approval): inactive until IT activates it.
+    pending = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -107,6 +109,14 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.registration} / {self.deployment_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.is_active and self.pending:
+            # IT ticking "active" (admin inline or action) is the approval.
+            self.pending = False
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "pending"}
+        super().save(*args, **kwargs)
 
 
 class Context(models.Model):

@@ -157,10 +157,9 @@ def _get_or_create(model: Any, **kwargs: Any) -> Any:
 def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
     """Create or update Deployment, LtiUser, Context, Membership and ResourceLink rows from a validated launch."""
     claims = launch.claims
+    # Before the transaction below: a deployment recorded as pending stays recorded when its launch is refused.
+    deployment = launch.deployment or admit_deployment(launch.registration, launch.deployment_id)
     with transaction.atomic():
-        deployment = launch.deployment or _get_or_create(
-            Deployment, registration=launch.registration, deployment_id=launch.deployment_id
-        )
         lti_user = _upsert_user(launch.registration, claims["sub"], claims)
 
         ctx_claim = claims.get(v.C_CONTEXT) or {}
@@ -407,6 +406,42 @@ def approve_registration(registration: Registration) -> Registration:
         registration.status = Registration.Status.ACTIVE
         registration.save(update_fields=["status", "updated_at"])
     return registration
+
+
+def admit_deployment(registration: Registration, deployment_id: str) -> Deployment:
+    """The first launch through a deployment id the tool has not seen records it, under IT's LTI_DEPLOYMENT_POLICY:
+    "auto" activates it; "approval" keeps it pending (LaunchRefused) until IT activates it in the admin.
+
+    Either way a registration with no deployment yet accepts its first one: Canvas returns no deployment id at
+    registration, and IT approved the registration itself. Raises LaunchRefused for a pending or disabled one.
+    """
+    with transaction.atomic():
+        # Locked, so that of two first launches at once only one is "the first deployment".
+        Registration.objects.select_for_update().filter(pk=registration.pk).first()
+        deployment = Deployment.objects.filter(registration=registration, deployment_id=deployment_id).first()
+        if deployment is None:
+            admitted = settings.LTI_DEPLOYMENT_POLICY == "auto" or not registration.deployments.exists()
+            deployment = Deployment.objects.create(
+                registration=registration, deployment_id=deployment_id[:255], is_active=admitted, pending=not admitted
+            )
+    v.check_deployment_status(deployment)
+    return deployment
+
+
+def activate_deployment(deployment: Deployment) -> Deployment:
+    """IT activates a pending (or re-enables a disabled) deployment."""
+    with transaction.atomic():
+        deployment.is_active = True
+        deployment.save(update_fields=["is_active"])
+    return deployment
+
+
+def disable_deployment(deployment: Deployment) -> Deployment:
+    """Stop all launches through this deployment."""
+    with transaction.atomic():
+        deployment.is_active = False
+        deployment.save(update_fields=["is_active"])
+    return deployment
 
 
 def disable_registration(registration: Registration) -> Registration:

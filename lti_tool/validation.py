@@ -57,7 +57,9 @@ JWKS_REFETCH_MIN_INTERVAL_S = 10
 
 # Refusals of a launch that was itself sound (signed, fresh, for a known platform): the LMS admin's usual checklist
 # (ids, keys, clocks) does not apply to them.
-SOUND_LAUNCH_REASONS = frozenset({"registration_pending", "registration_disabled", "deployment_disabled"})
+SOUND_LAUNCH_REASONS = frozenset(
+    {"registration_pending", "registration_disabled", "deployment_pending", "deployment_disabled"}
+)
 
 
 class LaunchRefused(Exception):
@@ -388,17 +390,39 @@ def check_registration_status(registration: Registration) -> None:
 
 
 def check_deployment(registration: Registration, deployment_id: str) -> Deployment | None:
-    """Registration and deployment must be usable; an unknown deployment of an active registration is accepted."""
+    """Registration and deployment must be usable. None: a deployment id the tool has not seen, which
+    services.admit_deployment records and accepts or refuses under IT's policy (LTI_DEPLOYMENT_POLICY)."""
     check_registration_status(registration)
     deployment = Deployment.objects.filter(registration=registration, deployment_id=deployment_id).first()
-    if deployment is not None and not deployment.is_active:
-        raise LaunchRefused(
-            "deployment_disabled",
-            "This deployment of the tool has been disabled.",
-            status=403,
-            admin_hint=f"Deployment {deployment_id[:100]!r} is disabled in the tool's admin.",
-        )
+    if deployment is not None:
+        check_deployment_status(deployment)
     return deployment
+
+
+def check_deployment_status(deployment: Deployment) -> None:
+    """A deployment waiting for IT (pending) or disabled launches nothing (403 with what to ask IT for)."""
+    if deployment.is_active:
+        return
+    deployment_id = deployment.deployment_id[:100]
+    if deployment.pending:
+        raise LaunchRefused(
+            "deployment_pending",
+            "This tool has not been approved yet for this part of your LMS (a new deployment). "
+            "Your LMS administrator must ask the tool's IT team to activate it.",
+            status=403,
+            admin_hint=(
+                f"The launch came through deployment ID {deployment_id!r}, which the tool has not seen before "
+                f"(registration {deployment.registration}). Ask the tool's IT team to activate this deployment: "
+                "it is waiting as pending in the tool's admin (Deployments). In Canvas this happens when the "
+                "developer key is installed in another account or sub-account."
+            ),
+        )
+    raise LaunchRefused(
+        "deployment_disabled",
+        "This deployment of the tool has been disabled.",
+        status=403,
+        admin_hint=f"Deployment {deployment_id!r} is disabled in the tool's admin.",
+    )
 
 
 def claims_digest(claims: dict[str, Any]) -> str:

@@ -148,6 +148,7 @@ def launch(request: HttpRequest) -> HttpResponse:
         except (RequestDataTooBig, TooManyFieldsSent) as exc:
             raise LaunchRefused("request_too_large", "The launch request is larger than any real LTI launch.") from exc
         validated = seam.validate_launch(request, tool_netlocs=services.tool_netlocs(request))
+        synced = services.sync_launch(validated)  # refuses a deployment that must wait for IT
     except seam.PlatformStorageCheck as check:
         return render(
             request,
@@ -162,7 +163,6 @@ def launch(request: HttpRequest) -> HttpResponse:
         )
     except LaunchRefused as exc:
         return refuse(request, exc)
-    synced = services.sync_launch(validated)
     LAUNCHES.labels(message_type=validated.message_type).inc()
     logger.info(
         "LTI launch accepted",

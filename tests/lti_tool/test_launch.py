@@ -7,6 +7,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.test import override_settings
 
 from lti_tool import validation as v
 from lti_tool.models import Context, Deployment, LtiUser, Membership, ResourceLink
@@ -115,8 +116,10 @@ def test_trusted_second_audience_with_azp(client, stub, platform_keys, db):
     assert a.full_launch(client, aud=["client-a", "client-b"], azp="client-a").status_code == 303
 
 
+@override_settings(LTI_DEPLOYMENT_POLICY="auto")
 def test_new_deployment_of_a_known_registration_is_accepted(client, platform):
-    """Canvas gives no deployment id at registration: the first launch through a deployment creates it."""
+    """A registration IT trusts with every deployment (one Canvas sub-account): a new deployment id's first launch
+    creates it, active (the default policy, approval, holds it for IT: tests/lti_tool/test_deployments.py)."""
     assert platform.full_launch(client, **{v.C_DEPLOYMENT_ID: "12:abcdef"}).status_code == 303
     deployment = Deployment.objects.get(deployment_id="12:abcdef")
     assert deployment.registration == platform.registration and deployment.is_active
