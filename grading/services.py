@@ -10,6 +10,8 @@ that transaction. `requeue_stale` re-enqueues what the broker lost or whose work
 from __future__ import annotations
 
 import logging
+import math
+import re
 import socket
 import threading
 from datetime import timedelta
@@ -94,6 +96,29 @@ def begin_grading(submission_id: Any, *, worker: str = "") -> CodeSubmission | N
         return submission
 
 
+# PostgreSQL text and jsonb cannot hold NUL, and UTF-8 cannot hold a lone surrogate (what a JSON "\ud800" escape
+# decodes to); jsonb has no NaN or infinity either: one of them in a result would make every attempt to write it fail.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """Text, or JSON made of lists and dicts, with each character no database text can hold replaced by U+FFFD
+    (and each non-finite number by None).
+
+    Everything that comes out of the sandbox (messages, exception types, check feedback, artifacts) passes here
+    before it is saved, so the student gets the real outcome instead of a result that can never be written.
+    """
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def finish_grading(
     submission_id: Any,
     *,
@@ -117,12 +142,12 @@ def finish_grading(
             return False
         now = timezone.now()
         submission.status = status
-        submission.checks = checks or []
+        submission.checks = storable(checks or [])
         submission.score = score
         submission.max_score = max_score
-        submission.feedback = feedback[:4000]
-        submission.artifacts = artifacts or {}
-        submission.device = device[:32]
+        submission.feedback = storable(feedback[:4000])
+        submission.artifacts = storable(artifacts or {})
+        submission.device = storable(device[:32])
         submission.finished_at = now
         if submission.started_at is None:
             submission.started_at = now
@@ -144,7 +169,7 @@ def mark_error(submission_id: Any, message: str) -> None:
         if submission.is_final:
             return
         submission.status = Status.ERROR
-        submission.feedback = message[:4000]
+        submission.feedback = storable(message[:4000])
         submission.save(update_fields=["status", "feedback"])
     metrics.GRADINGS.labels(status=Status.ERROR).inc()
     log.error("grading of %s could not run: %s", submission_id, message)

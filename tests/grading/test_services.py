@@ -184,3 +184,28 @@ def test_results_are_counted_in_the_metrics_after_commit(django_capture_on_commi
         services.finish_grading(sub.pk, status=Status.GRADED, score=1.0, max_score=2.0)
     assert count("graded") == before + 1
     assert latency_count() == before_latency + 1
+
+
+@pytest.mark.django_db
+def test_text_from_the_sandbox_that_postgresql_cannot_hold_is_stored_with_replacement_characters(graded_signals):
+    """A NUL (or a lone surrogate from a JSON escape) in any text the sandbox produced is replaced by U+FFFD, a NaN
+    in its artifacts by null: the result is written at once instead of failing every delivery."""
+    sub = CodeSubmissionFactory()
+    services.begin_grading(sub.pk, worker="w1")
+    bad = "boom\x00boom\ud800"
+    assert services.finish_grading(
+        sub.pk, status=Status.FAILED, score=0.0, max_score=2.0, feedback=f"Your code raised RuntimeError: {bad}",
+        checks=[{"name": bad, "passed": False, "points": 0.0, "max_points": 2.0, "feedback": bad}],
+        artifacts={bad: [bad, {"k\x00": bad}], "curve": [1.0, float("nan"), float("inf")]},
+    )
+    sub.refresh_from_db()
+    good = "boom\ufffdboom\ufffd"
+    assert sub.status == Status.FAILED and sub.feedback == f"Your code raised RuntimeError: {good}"
+    assert sub.checks == [{"name": good, "passed": False, "points": 0.0, "max_points": 2.0, "feedback": good}]
+    assert sub.artifacts == {good: [good, {"k\ufffd": good}], "curve": [1.0, None, None]}
+    assert graded_signals == [(sub.pk, Status.FAILED, 0.0)]
+
+    other = CodeSubmissionFactory()
+    services.mark_error(other.pk, "The GPU said \x00")
+    other.refresh_from_db()
+    assert other.status == Status.ERROR and other.feedback == "The GPU said \ufffd"

@@ -71,3 +71,27 @@ def test_a_reference_solution_submitted_in_the_player_is_graded_by_the_worker_an
     result = _wait_for(lambda: dev_lms.result(user="student3"), worker, timeout=60)
     assert result["grading_progress"] == "FullyGraded"
     assert result["score_given"] == pytest.approx(100 * 2 / 13, rel=1e-3)
+
+
+def test_a_nul_character_in_the_error_of_submitted_code_is_shown_to_the_student_at_once(dev_lms, worker):
+    """PostgreSQL text cannot hold NUL: the sandbox's message is stored with U+FFFD in its place, on the first
+    delivery, instead of the submission staying "running" until the sweeper gives up on it."""
+    dev_lms.register_tool(style="canvas")
+    learner = dev_lms.launch(user="student3")
+    session, page = learner.session, learner.response
+
+    def post(page, action_part, **fields):
+        form = next(f for f in parse_forms(page.text, page.url) if action_part in f.action)
+        return session.post(form.action, data={**form.fields, **fields}, timeout=30)
+
+    post(page, "/start/")
+    question = post(session.get(page.url + f"q/{SLUG}/", timeout=30), "/open/")
+    submitted = post(question, "/code/", code='raise RuntimeError("boom\\x00boom")\n')
+    assert submitted.status_code == 200 and "data-status-url" in submitted.text
+
+    submission = _wait_for(lambda: CodeSubmission.objects.filter(status__in=["graded", "failed"]).first(), worker)
+    assert submission.status == "failed" and submission.deliveries == 1 and submission.score == 0.0
+    assert "RuntimeError" in submission.feedback and "boom\ufffdboom" in submission.feedback
+    assert QuestionState.objects.get(slug=SLUG).attempts_used == 1
+    graded_page = session.get(question.url, timeout=30)
+    assert "data-status-url" not in graded_page.text and "boom\ufffdboom" in graded_page.text
