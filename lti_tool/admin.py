@@ -3,7 +3,7 @@
 from django.contrib import admin, messages
 
 from lti_tool import services
-from lti_tool.models import Context, Deployment, LtiUser, Registration, ResourceLink, ToolKey
+from lti_tool.models import Context, Deployment, FrameOrigin, LtiUser, Registration, ResourceLink, ToolKey
 
 
 class DeploymentInline(admin.TabularInline):
@@ -12,6 +12,19 @@ class DeploymentInline(admin.TabularInline):
     # Ticking "active" on a pending deployment approves it (Deployment.save clears pending).
     fields = ("deployment_id", "is_active", "pending", "created_at")
     readonly_fields = ("pending", "created_at")
+
+
+class FrameOriginInline(admin.TabularInline):
+    """LMS origins learned from verified launches (lti_tool.frames): IT may delete one; it comes back only if a
+    verified launch names it again."""
+
+    model = FrameOrigin
+    extra = 0
+    fields = ("origin", "last_seen_at")
+    readonly_fields = ("origin", "last_seen_at")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # LTI_FRAME_ANCESTORS_EXTRA is for origins set by hand
 
 
 @admin.register(Deployment)
@@ -47,7 +60,7 @@ class RegistrationAdmin(admin.ModelAdmin):
     list_filter = ("status", "registered_by", "product_family")
     search_fields = ("name", "issuer", "client_id")
     readonly_fields = ("uuid", "registered_by", "scopes", "openid_configuration", "created_at", "updated_at")
-    inlines = [DeploymentInline]
+    inlines = [DeploymentInline, FrameOriginInline]
     actions = ["approve", "disable"]
 
     @admin.action(description="Approve (activate) the selected registrations")

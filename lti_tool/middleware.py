@@ -4,7 +4,7 @@
   the LMS iframe, and Chrome's third-party-cookie phase-out keeps partitioned cookies. Python 3.11's http.cookies
   cannot write `Partitioned`, so the Morsel attribute table is extended here (as pylti1p3 does for SameSite).
   Over plain http (localhost development and tests) cookies are left alone: same-site there, launches work.
-- Tool pages get `Content-Security-Policy` with `frame-ancestors 'self' <the active registrations' LMS origins>`
+- Tool pages get `Content-Security-Policy` with `frame-ancestors 'self' <the LMS origins of lti_tool.frames>`
   instead of X-Frame-Options (which cannot list several origins), and a script policy of 'self' only (no inline
   scripts: page scripts are static files). The development LMS (/devlms/) and the Django admin keep their own rules.
 """
@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import http.cookies
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
-from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+
+from lti_tool.frames import frame_ancestor_sources
 
 # Teach http.cookies the Partitioned flag (Python 3.14 knows it natively).
 http.cookies.Morsel._reserved.setdefault("partitioned", "Partitioned")  # type: ignore[attr-defined]
 http.cookies.Morsel._flags.add("partitioned")  # type: ignore[attr-defined]
 
-FRAME_ORIGINS_CACHE_KEY = "lti:frame-ancestors"
-FRAME_ORIGINS_CACHE_S = 60
-CANVAS_CLOUD_FRAME_SOURCE = "https://*.instructure.com"
 # Paths any site may frame: Dynamic Registration runs inside a platform that is not registered yet. Refusal pages
 # (response.lti_frame_anywhere) too: an unregistered platform's admin must be able to read why.
 OPEN_FRAME_PREFIXES = ("/lti/register/",)
@@ -36,45 +32,6 @@ TOOL_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'"
 )
-
-
-def _origin(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return ""
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def frame_ancestor_sources() -> list[str]:
-    """Origins allowed to frame tool pages: those of active registrations' issuers and OIDC endpoints."""
-    sources = cache.get(FRAME_ORIGINS_CACHE_KEY)
-    if sources is not None:
-        return sources
-    from lti_tool.dynreg import is_canvas_cloud
-    from lti_tool.models import Registration
-
-    found: set[str] = set()
-    for issuer, auth_url in Registration.objects.filter(status=Registration.Status.ACTIVE).values_list(
-        "issuer", "auth_login_url"
-    ):
-        for url in (issuer, auth_url):
-            origin = _origin(url)
-            if origin:
-                found.add(origin)
-        if is_canvas_cloud(issuer):
-            found.add(CANVAS_CLOUD_FRAME_SOURCE)  # the school's own domain frames the tool, not the issuer's
-    found.update(getattr(settings, "LTI_FRAME_ANCESTORS_EXTRA", []))
-    sources = sorted(found)
-    cache.set(FRAME_ORIGINS_CACHE_KEY, sources, FRAME_ORIGINS_CACHE_S)
-    return sources
-
-
-def forget_frame_ancestors() -> None:
-    """Called when registrations change."""
-    cache.delete(FRAME_ORIGINS_CACHE_KEY)
 
 
 def make_cookies_cross_site(response: HttpResponse) -> None:

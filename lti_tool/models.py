@@ -71,25 +71,24 @@ class Registration(models.Model):
     def __str__(self) -> str:
         return self.name or f"{self.issuer} ({self.client_id})"
 
-    def save(self, *args, **kwargs) -> None:
-        super().save(*args, **kwargs)
-        _registrations_changed()
-
-    def delete(self, *args, **kwargs):
-        result = super().delete(*args, **kwargs)
-        _registrations_changed()
-        return result
-
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
 
 
-def _registrations_changed() -> None:
-    # The CSP frame-ancestors list is derived from active registrations.
-    from lti_tool.middleware import forget_frame_ancestors
+class FrameOrigin(models.Model):
+    """An LMS origin (scheme://host[:port]) learned from a verified launch's signed return URL: allowed to frame the
+    tool (CSP frame-ancestors) while its registration is active. See lti_tool.frames."""
 
-    forget_frame_ancestors()
+    registration = models.ForeignKey(Registration, on_delete=models.CASCADE, related_name="frame_origins")
+    origin = models.CharField(max_length=255)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["registration", "origin"], name="uniq_frame_origin")]
+
+    def __str__(self) -> str:
+        return self.origin
 
 
 class Deployment(models.Model):

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from lti_tool import dynreg, seam
+from lti_tool import dynreg, frames, seam
 from lti_tool import validation as v
 from lti_tool.gradebook import ags
 from lti_tool.models import Context, Deployment, LtiUser, Membership, Registration, ResourceLink
@@ -212,6 +212,8 @@ def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
         if launch.message_type == v.SUBMISSION_REVIEW_REQUEST:
             fu = claims[v.C_FOR_USER]
             for_user = _upsert_user(launch.registration, fu["user_id"], fu)
+        # The id_token verified: the LMS page it names (a school's own Canvas domain) may frame the tool.
+        frames.learn_frame_origins(launch.registration, claims)
 
     info = LaunchInfo(
         launch_id=launch.launch_id,

@@ -177,6 +177,7 @@ class DevLms:
         roles: list[str] | None = None,
         for_user: str | None = None,
         document_target: str = "iframe",
+        domain: str | None = None,
     ) -> tuple[str, dict[str, str]]:
         """The tool's login URL and the query parameters the platform sends there."""
         request = LaunchRequest(
@@ -188,6 +189,7 @@ class DevLms:
             roles=roles,
             document_target=document_target,
             for_user=for_user,
+            domain=domain,
         )
         return services.login_initiation(self.platform, request, self._tool())
 
@@ -248,11 +250,15 @@ class DevLms:
         session: requests.Session | None = None,
         for_user: str | None = None,
         document_target: str = "iframe",
+        domain: str | None = None,
     ) -> LaunchResult:
-        """The whole browser flow: tool login -> platform auth -> auto-posted id_token+state -> tool's redirects."""
+        """The whole browser flow: tool login -> platform auth -> auto-posted id_token+state -> tool's redirects.
+
+        `domain`: the origin the user reached the LMS at (a school's own Canvas domain): it is in the launch's return
+        URL and, as a browser on that page would send it, in the id_token POST's Origin header."""
         session = session or requests.Session()
         url, params = self.login_initiation(
-            user, course, resource_link, message_type, custom, roles, for_user, document_target
+            user, course, resource_link, message_type, custom, roles, for_user, document_target, domain
         )
         auth_url, auth_params = self._to_auth_request(session, url, params)
         page = session.post(auth_url, data=auth_params, timeout=HTTP_TIMEOUT_S)
@@ -260,7 +266,8 @@ class DevLms:
         if page.status_code != 200 or not forms:
             raise AssertionError(f"The platform refused the auth request: HTTP {page.status_code}\n{page.text[:2000]}")
         form = forms[0]
-        response = session.post(form.action, data=form.fields, timeout=HTTP_TIMEOUT_S)
+        headers = {"Origin": domain} if domain else None
+        response = session.post(form.action, data=form.fields, headers=headers, timeout=HTTP_TIMEOUT_S)
         return LaunchResult(session=session, response=response)
 
     def launch_claims(

@@ -423,6 +423,9 @@ class LaunchRequest:
     for_user: str | None = None
     # The frame that answers LTI postMessage storage (lti.put_data / lti.get_data), as Canvas offers; None: none.
     storage_target: str | None = None
+    # The origin the user reached the LMS at, when not the platform's own: a Canvas cloud school on its own domain
+    # (Canvas builds return URLs from HostUrl.context_host, so they carry this origin).
+    domain: str | None = None
 
 
 def login_initiation(platform: Platform, request: LaunchRequest, tool: Tool | None = None) -> tuple[str, dict]:
@@ -500,7 +503,7 @@ def launch_claims(platform: Platform, request: LaunchRequest, tool: Tool, nonce:
         },
         LTI + "launch_presentation": {
             "document_target": request.document_target,
-            "return_url": platform.url("home", {"user": person.username}),
+            "return_url": (request.domain or platform.origin) + reverse("devlms:home") + f"?user={person.username}",
             "locale": "en",
         },
     }

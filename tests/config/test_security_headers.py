@@ -68,7 +68,7 @@ def test_development_sends_no_hsts(client):
 
 @pytest.mark.django_db
 def test_tool_pages_may_be_framed_only_by_registered_active_platforms(client):
-    from lti_tool.middleware import forget_frame_ancestors
+    from lti_tool.frames import forget_frame_ancestors
 
     RegistrationFactory(issuer="https://moodle.example.edu", auth_login_url="https://moodle.example.edu/mod/lti/auth.php",
                         status=Registration.Status.ACTIVE)

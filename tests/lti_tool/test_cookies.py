@@ -143,7 +143,7 @@ def test_refusal_pages_may_be_framed_by_any_lms(client, platform):
 
 def test_extra_frame_ancestors_setting(client, platform, settings):
     settings.LTI_FRAME_ANCESTORS_EXTRA = ["https://*.blackboard.com"]
-    from lti_tool.middleware import forget_frame_ancestors
+    from lti_tool.frames import forget_frame_ancestors
 
     forget_frame_ancestors()
     assert "https://*.blackboard.com" in client.get("/lti/jwks/")["Content-Security-Policy"]
