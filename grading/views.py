@@ -13,8 +13,9 @@ from lti_tool.sessions import SESSION_KEY
 
 
 def _viewer(request: HttpRequest, submission: CodeSubmission) -> str | None:
-    """"staff" (a Django staff user, or an instructor launch in this session for a course the submission's student
-    belongs to), "owner" (the student, through a launch of theirs in this session), or None."""
+    """"staff" (a Django staff user, or an instructor launch in this session for the course the submission was made
+    in: a quiz answer's course, else any course its student belongs to), "owner" (the student, through a launch of
+    theirs in this session), or None."""
     if getattr(request, "user", None) is not None and request.user.is_authenticated and request.user.is_staff:
         return "staff"
     if submission.lti_user_id is None:
@@ -24,7 +25,14 @@ def _viewer(request: HttpRequest, submission: CodeSubmission) -> str | None:
     if staff_contexts:
         from lti_tool.models import Membership
 
-        if Membership.objects.filter(context_id__in=staff_contexts, lti_user_id=submission.lti_user_id).exists():
+        # A student in two courses of one registration: a quiz answer is for the staff of its own course only.
+        course = CodeSubmission.objects.filter(pk=submission.pk).values_list(
+            "quiz_answer__state__attempt__placement__resource_link__context_id", flat=True
+        ).first()
+        if course is not None:
+            if course in staff_contexts:
+                return "staff"
+        elif Membership.objects.filter(context_id__in=staff_contexts, lti_user_id=submission.lti_user_id).exists():
             return "staff"
     if any(launch.get("lti_user_pk") == submission.lti_user_id for launch in launches):
         return "owner"

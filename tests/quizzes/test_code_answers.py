@@ -11,6 +11,7 @@ from grading import services as grading
 from grading.models import CodeSubmission
 from quizzes import content, services
 from quizzes.models import Attempt, CodeAnswer, QuestionState
+from tests.factories import MembershipFactory, ResourceLinkFactory
 from tests.quizzes.factories import PlacementFactory, establish_launch, instructor_for, student_for
 
 pytestmark = pytest.mark.django_db
@@ -180,6 +181,23 @@ def test_an_exam_student_polling_the_grading_status_learns_nothing_of_the_result
     services.finish_attempt(attempt)
     shown = student.get(status_url).json()
     assert shown["score"] == 1.0 and shown["checks"][0]["name"] == "output shape"
+
+
+def test_a_code_answers_status_is_for_the_staff_of_the_course_it_was_made_in_only():
+    """One registration, two courses, the student in both: the instructor of the other course gets 404 (issue 11)."""
+    placement, user, attempt = _start()
+    rl = placement.resource_link
+    other_rl = ResourceLinkFactory(context__deployment=rl.context.deployment)
+    MembershipFactory(context=other_rl.context, lti_user=user)
+    submission = services.submit_code(attempt, BLOCK, "x = 1\n").submission
+    _grade(submission, 1.0)
+    status_url = reverse("grading:status", kwargs={"submission_id": submission.pk})
+    here, elsewhere = Client(), Client()
+    establish_launch(here, rl, instructor_for(rl), staff=True)
+    establish_launch(elsewhere, other_rl, instructor_for(other_rl), staff=True)
+
+    assert elsewhere.get(status_url).status_code == 404
+    assert here.get(status_url).json()["score"] == 1.0
 
 
 def test_the_code_form_refuses_a_choice_question_and_empty_code():
