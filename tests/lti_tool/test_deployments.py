@@ -4,8 +4,11 @@ Dynamic Registration are known, and a registration that received none (Canvas) a
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.test import override_settings
 
 from lti_tool import validation as v
@@ -72,6 +75,14 @@ def test_ticking_active_in_the_registration_page_approves_a_pending_deployment(p
     deployment.save()
     deployment.refresh_from_db()
     assert deployment.pending is False
+
+
+def test_list_platforms_shows_pending_deployments(platform):
+    DeploymentFactory(registration=platform.registration, deployment_id="9:new", is_active=False, pending=True)
+    DeploymentFactory(registration=platform.registration, deployment_id="8:off", is_active=False)
+    out = StringIO()
+    call_command("list_platforms", stdout=out)
+    assert "9:new (pending)" in out.getvalue() and "8:off (disabled)" in out.getvalue()
 
 
 @override_settings(LTI_DEPLOYMENT_POLICY="auto")

@@ -14,7 +14,8 @@ class Command(BaseCommand):
             self.stdout.write("no platforms registered")
         for r in registrations:
             deployments = ", ".join(
-                d.deployment_id + ("" if d.is_active else " (disabled)") for d in r.deployments.all()
+                d.deployment_id + ("" if d.is_active else " (pending)" if d.pending else " (disabled)")
+                for d in r.deployments.all()
             )
             self.stdout.write(
                 f"{r.pk}\t{r.status}\t{r.issuer}\tclient_id={r.client_id}\t{r.name}\t"
