@@ -11,6 +11,7 @@ Platform quirks handled here:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +37,8 @@ CANVAS_CLOUD_ISSUERS = frozenset(
     {"https://canvas.instructure.com", "https://canvas.beta.instructure.com", "https://canvas.test.instructure.com"}
 )
 MAX_TOKEN_CHARS = 8192
+
+logger = logging.getLogger("lti_tool.dynreg")
 CANVAS_COURSE_NAV_DEFAULT_ENABLED = "https://canvas.instructure.com/lti/course_navigation/default_enabled"
 
 
@@ -103,9 +106,11 @@ def fetch_platform_configuration(config_url: str, registration_token: str = "") 
         raise RegistrationFailed("config_invalid", "The platform configuration is not a JSON object.")
     config = parse_platform_configuration(_strip_keys(raw))
     if not issuer_matches_url(config.issuer, config_url):
+        # The issuer goes to the log, not the page: nothing a remote server wrote is shown to the (anonymous) caller.
+        logger.warning("Issuer mismatch", extra={"event": "issuer_mismatch", "issuer": config.issuer[:255]})
         raise RegistrationFailed(
             "issuer_mismatch",
-            f"The platform's issuer {config.issuer!r} does not match its configuration URL {config_url!r}.",
+            f"The platform's issuer (in the tool's log) is not the start of its configuration URL {config_url!r}.",
         )
     return config
 

@@ -17,7 +17,13 @@ from lti_tool.gradebook import ags
 from lti_tool.validation import LaunchRefused
 from tests.factories import RegistrationFactory
 from tests.lti_tool.conftest import LAUNCH_URL
-from tests.lti_tool.test_registration import CANVAS_REG_PATH, canvas_style, register
+from tests.lti_tool.test_registration import (
+    CANVAS_REG_PATH,
+    MOODLE_CONFIG_PATH,
+    canvas_style,
+    moodle_style,
+    register,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -188,6 +194,14 @@ def test_an_anonymous_caller_never_reads_the_remote_answer(client, stub, caplog)
     assert "internal-detail-7f3a" not in body
     # IT finds the platform's answer in the log.
     assert any("internal-detail-7f3a" in str(getattr(r, "body", "")) for r in caplog.records)
+
+
+def test_the_issuer_a_platform_wrote_is_not_reflected(client, stub):
+    config_url, token = moodle_style(stub)
+    stub.state.configs[MOODLE_CONFIG_PATH]["issuer"] = "https://internal-value-91c2.example"
+    response = register(client, config_url, token)
+    assert response.status_code == 400 and "issuer_mismatch" in response.content.decode()
+    assert "internal-value-91c2" not in response.content.decode()
 
 
 def test_a_bearer_refusal_body_is_not_reflected(client, stub):
