@@ -128,3 +128,17 @@ def test_dynamic_registration_keeps_course_navigation_off_by_default(dev_lms):
     resource_link = next(m for m in messages if m["type"] == "LtiResourceLinkRequest")
     assert "course_navigation" in resource_link["placements"]
     assert resource_link[dynreg.CANVAS_COURSE_NAV_DEFAULT_ENABLED] is False
+
+
+@pytest.mark.parametrize(("role", "allowed"), [("ContentDeveloper", True), ("Mentor", False), ("Learner", False)])
+def test_designers_may_add_the_tool_through_deep_linking(dev_lms, role, allowed):
+    dev_lms.register_tool(style="canvas")
+    result = dev_lms.launch(
+        user="student2",
+        resource_link=None,
+        message_type="LtiDeepLinkingRequest",
+        roles=[f"http://purl.imsglobal.org/vocab/lis/v2/membership#{role}", lms.ROLE_TEACHER_INST],
+    )
+    assert result.response.status_code == (200 if allowed else 403)
+    assert "/deep-link/" in result.response.url
+    assert ("Add ResNet Challenges to your course" in result.response.text) == allowed
