@@ -172,6 +172,27 @@ def test_dns_rebinding_connects_to_the_address_that_was_checked(connections, dns
     assert connections and set(connections) == {(PUBLIC_ADDRESS, 8080)}
 
 
+@override_settings(LTI_ALLOW_PRIVATE_PLATFORM_URLS=False)
+def test_tls_still_names_the_host_after_connecting_to_its_checked_address(monkeypatch, dns):
+    """The socket goes to the checked address; SNI and certificate checks (conn.host) keep the URL's host name."""
+    dns.answers["lms.example.edu"] = [[PUBLIC_ADDRESS]]
+    ours, theirs = socket.socketpair()
+    opened = []
+
+    def create_connection(address, *args, **kwargs):
+        opened.append(address)
+        return ours
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
+    connection = http._PublicHTTPSConnection("lms.example.edu", 443)
+    try:
+        assert connection._new_conn() is ours
+        assert opened == [(PUBLIC_ADDRESS, 443)] and connection.host == "lms.example.edu"
+    finally:
+        ours.close()
+        theirs.close()
+
+
 @override_settings(LTI_ALLOW_PRIVATE_PLATFORM_URLS=True)
 def test_it_may_allow_private_platform_urls(client, stub):
     """A Moodle on the campus network: IT turns the setting on and Dynamic Registration works as before."""
