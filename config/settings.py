@@ -252,6 +252,11 @@ GRADEBOOK_RETRY_BUDGET_S = env_float("GRADEBOOK_RETRY_BUDGET_S", 48 * 3600.0)
 GRADEBOOK_REQUEUE_AFTER_S = env_float("GRADEBOOK_REQUEUE_AFTER_S", 300.0)
 if PRODUCTION and GRADEBOOK_RETRY_BUDGET_S < 24 * 3600:
     raise ImproperlyConfigured("GRADEBOOK_RETRY_BUDGET_S must be at least 86400 (one day) in production")
+# A grade a teacher changed by hand in the LMS: "keep" it (a later tool score is not sent; the instructor's "Send all
+# grades again" still replaces it) or "overwrite" it with the tool's next score.
+GRADEBOOK_TEACHER_GRADES = env("GRADEBOOK_TEACHER_GRADES", "keep")
+if GRADEBOOK_TEACHER_GRADES not in {"keep", "overwrite"}:
+    raise ImproperlyConfigured("GRADEBOOK_TEACHER_GRADES must be 'keep' or 'overwrite'")
 
 # --- Celery -----------------------------------------------------------------------------------------------------
 # Unset: the filesystem transport (no server; works across the local processes of `make demo`).

@@ -10,9 +10,10 @@ question is expired. Expiry is applied lazily by every verb (`_settle`) and peri
 `finalise_expired_attempts` for attempts nobody looks at any more.
 
 Gradebook: in graded modes every score change calls `lti_tool.gradebook.services.record_score` inside the same
-transaction (FullyGraded with the current score, scaled to the placement's points). While a code answer is still
-being graded nothing is sent; the score goes out when the grading result arrives, so a pending state never
-replaces a grade the LMS already has.
+transaction (FullyGraded with the current score, scaled to the placement's points; InProgress while the attempt
+runs, Completed with submitted_at = when it finished once it is over). While a code answer is still being graded
+nothing is sent; the score goes out when the grading result arrives, so a pending state never replaces a grade the
+LMS already has.
 """
 
 from __future__ import annotations
@@ -477,6 +478,8 @@ def _record_gradebook(attempt: Attempt) -> None:
     comment = f"{attempt.score:g} of {attempt.max_score:g} points"
     if attempt.badge:
         comment += f"; {attempt.badge}"
+    # submitted_at: when the student (or the clock) ended the attempt, None while it runs. The gradebook decides per
+    # LMS what a score mid-attempt becomes (Canvas: progress only, no grade and no submission).
     gradebook.record_score(
         resource_link=placement.resource_link,
         lti_user=attempt.lti_user,
@@ -485,6 +488,7 @@ def _record_gradebook(attempt: Attempt) -> None:
         activity_progress="Completed" if attempt.is_finished else "InProgress",
         grading_progress="FullyGraded",
         comment=comment,
+        submitted_at=attempt.finished_at,
     )
 
 

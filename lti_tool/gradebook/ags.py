@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import threading
 import time
 import uuid
@@ -39,6 +40,7 @@ CANVAS_SUBMISSION_EXTENSION = "https://canvas.instructure.com/lti/submission"
 MEDIA_SCORE = "application/vnd.ims.lis.v1.score+json"
 MEDIA_LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
 MEDIA_LINEITEM_CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+MEDIA_RESULT_CONTAINER = "application/vnd.ims.lis.v2.resultcontainer+json"
 
 # Tokens are dropped from the cache this long before the platform says they expire (clock skew, slow requests).
 TOKEN_EXPIRY_MARGIN_S = 60
@@ -195,6 +197,20 @@ def error_from_response(response: requests.Response, what: str) -> ServiceError:
 # --- Access tokens (client credentials with a signed JWT assertion) ----------------------------------------------
 
 
+# Canvas refuses a client assertion whose `iat` is more than 30 s ahead of its clock (or over 5 minutes old);
+# Moodle's JWT library says "Cannot handle token prior to ...". Either way the fix is this server's clock.
+CLOCK_REFUSAL = (
+    "The LMS refused our token: check this server's clock (NTP). Canvas refuses a token dated more than 30 seconds "
+    "ahead of its own time. Ask IT to synchronise this server's clock; the scores are sent once it is right."
+)
+_CLOCK_WORDS = re.compile(r"\biat\b|in the future|prior to|not yet valid|has expired|expired token|clock", re.I)
+
+
+def is_clock_refusal(platform_said: str) -> bool:
+    """Whether the token endpoint's refusal is about the time the tool's assertion carries."""
+    return bool(_CLOCK_WORDS.search(platform_said or ""))
+
+
 def _token_cache_key(registration: Registration, scopes: tuple[str, ...]) -> str:
     raw = "\0".join([registration.issuer, registration.client_id, " ".join(sorted(scopes))])
     return "lti:service-token:" + hashlib.sha256(raw.encode()).hexdigest()
@@ -245,8 +261,10 @@ def access_token(registration: Registration, scopes: tuple[str, ...], *, refresh
     )
     if response.status_code != 200:
         error = error_from_response(response, "issuing an access token to the tool")
-        # A refused token is usually configuration (key not yet known, tool disabled): fixable, so keep retrying
-        # within the budget rather than giving up on the student's score.
+        if is_clock_refusal(error.body):
+            error.detail = f"{CLOCK_REFUSAL} The LMS said: {error.body[:200]}"
+        # A refused token is usually configuration (key not yet known, tool disabled, a clock to set): fixable, so
+        # keep retrying within the budget rather than giving up on the student's score.
         error.retryable = True
         raise error
     try:
@@ -280,8 +298,17 @@ def service_request(
 
 def scores_url(lineitem_url: str) -> str:
     """The scores endpoint of a line item: `/scores` appended to the path, before any query (Moodle's ?type_id=)."""
+    return _line_item_endpoint(lineitem_url, "scores")
+
+
+def results_url(lineitem_url: str) -> str:
+    """The results endpoint of a line item, built like its scores endpoint."""
+    return _line_item_endpoint(lineitem_url, "results")
+
+
+def _line_item_endpoint(lineitem_url: str, name: str) -> str:
     parts = urlsplit(lineitem_url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/scores", parts.query, ""))
+    return urlunsplit((parts.scheme, parts.netloc, f"{parts.path.rstrip('/')}/{name}", parts.query, ""))
 
 
 def with_query(url: str, params: dict[str, str]) -> str:
@@ -442,12 +469,16 @@ def score_payload(
     timestamp: str,
     comment: str,
     new_submission: bool,
+    submitted_at: str = "",
+    prioritize_non_tool_grade: bool = False,
+    canvas_extension: bool = True,
 ) -> dict[str, Any]:
-    """The AGS score JSON, with the Canvas submission extension.
+    """The AGS score JSON, with the Canvas submission extension unless `canvas_extension` is off (Moodle).
 
     scoreGiven/scoreMaximum only with FullyGraded (elsewhere they clear or are ignored); `preserve_score` keeps an
-    existing Canvas grade whenever this is not a final score; `new_submission` is false on follow-ups, so Canvas does
-    not open a new attempt (and hit the attempt limit) on a regrade.
+    existing Canvas grade whenever this is not a final score; `new_submission` (Canvas's default is true) is set only
+    on the first score of a hand-in, so progress and regrades open no submission (nor hit the attempt limit);
+    `submitted_at` dates the hand-in (lateness); `prioritize_non_tool_grade` keeps a grade already in Canvas.
     """
     payload: dict[str, Any] = {
         "userId": user_id,
@@ -460,11 +491,29 @@ def score_payload(
         payload["scoreMaximum"] = score_maximum
     if comment:
         payload["comment"] = comment
+    if not canvas_extension:
+        return payload
     extension: dict[str, Any] = {"new_submission": new_submission}
     if grading_progress != "FullyGraded":
         extension["preserve_score"] = True
+    elif prioritize_non_tool_grade:
+        extension["prioritize_non_tool_grade"] = True
+    if submitted_at:
+        extension["submitted_at"] = submitted_at
     payload[CANVAS_SUBMISSION_EXTENSION] = extension
     return payload
+
+
+def current_result(
+    registration: Registration, lineitem_url: str, user_id: str, scopes: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """The LMS's result for one user in a line item (AGS results service), or None when it holds none."""
+    url = with_query(results_url(lineitem_url), {"user_id": user_id})
+    for body in get_pages(registration, url, scopes, MEDIA_RESULT_CONTAINER, "reading the grade in the LMS"):
+        for result in body if isinstance(body, list) else []:
+            if isinstance(result, dict) and str(result.get("userId", "")) == user_id:
+                return result
+    return None
 
 
 def post_score(

@@ -50,6 +50,8 @@ class ScoreUpdate(models.Model):
         REFUSED = "refused", "Refused by the LMS or given up"
         # Never sent on purpose: e.g. a Pending score to a Moodle-style platform, which would drop the grade.
         SKIPPED = "skipped", "Not sent (would do harm on this platform)"
+        # Not sent: a teacher changed the grade in the LMS by hand and the policy keeps teachers' grades.
+        KEPT = "kept", "Not sent (the LMS keeps a teacher's grade)"
 
     class ActivityProgress(models.TextChoices):
         INITIALIZED = "Initialized"
@@ -78,6 +80,11 @@ class ScoreUpdate(models.Model):
     comment = models.CharField(max_length=1000, blank=True)
     # The AGS timestamp: when the score changed. Re-sent unchanged on every retry of this row.
     timestamp = models.DateTimeField()
+    # When the student handed in the work this score grades (finished the attempt); None for progress mid-attempt.
+    # Canvas: the first delivered score of each submitted_at opens a submission with this time (lateness).
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    # Sent even over a grade a teacher changed by hand in the LMS (the instructor asked: "Send all grades again").
+    overwrite_lms_grade = models.BooleanField(default=False)
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
     attempts = models.PositiveIntegerField(default=0)

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 State = ScoreUpdate.State
 FULLY_GRADED = ScoreUpdate.GradingProgress.FULLY_GRADED
+PENDING = ScoreUpdate.GradingProgress.PENDING
 
 # Moodle compares timestamps in whole seconds (409 on an equal one): consecutive scores are at least this far apart.
 MIN_TIMESTAMP_GAP = timedelta(seconds=1)
@@ -92,6 +93,8 @@ def record_score(
     activity_progress: str,
     grading_progress: str,
     comment: str = "",
+    submitted_at: datetime | None = None,
+    overwrite_lms_grade: bool = False,
 ) -> ScoreUpdate:
     """Record a score change in the outbox, in the caller's transaction; it is delivered to the LMS after commit.
 
@@ -99,6 +102,10 @@ def record_score(
     AGS timestamp is now (milliseconds), but at least one second after the previous score of this user in this
     placement. Older scores still waiting are superseded: the newest always wins. A non-final score for a
     Moodle-style platform is stored but never sent (Moodle drops the grade of any score that is not FullyGraded).
+
+    `submitted_at`: when the student handed in the work this score grades (None while they are still working); the
+    first score of each hand-in opens a submission in Canvas, dated so. `overwrite_lms_grade`: send it even over a
+    grade a teacher changed by hand in the LMS (otherwise settings.GRADEBOOK_TEACHER_GRADES decides).
     """
     if not connection.in_atomic_block:
         raise transaction.TransactionManagementError("record_score must be called inside transaction.atomic")
@@ -131,6 +138,8 @@ def record_score(
         grading_progress=grading_progress,
         comment=(comment or "")[:1000],
         timestamp=timestamp,
+        submitted_at=submitted_at,
+        overwrite_lms_grade=overwrite_lms_grade,
         state=State.SKIPPED if skipped else State.WAITING,
         last_error=(
             "Not sent: this LMS (Moodle) clears the grade of any score that is not final; the final score is sent."
@@ -255,20 +264,33 @@ def _attempt(row: ScoreUpdate) -> _Outcome:
             "The tool's registration for this LMS is not active yet (IT must approve or enable it).",
         )
     scopes = ags.granted(registration, (ags.SCOPE_SCORE,), resource_link.context.ags_scopes)
+    canvas_like = not is_moodle_style(resource_link)
     try:
         # The token first: while the LMS is down this is where an attempt ends, before any other work.
         ags.access_token(registration, scopes)
         line_item = resolve_line_item(resource_link, score_maximum=row.score_maximum)
         row.line_item = line_item
+        # Canvas grades (and pass/fail passes) at any FullyGraded score: work not handed in yet goes as progress.
+        grading_progress = row.grading_progress if _handed_in(row) or not canvas_like else PENDING
+        keep_teacher_grades = canvas_like and _is_grade(row) and _keeps_teacher_grades(row)
+        earlier = _last_delivered_final(row) if keep_teacher_grades else None
+        if earlier is not None:
+            teacher_grade = _teacher_grade_in_lms(row, earlier)
+            if teacher_grade is not None:
+                return _Outcome(State.KEPT, teacher_grade)
         payload = ags.score_payload(
             user_id=row.lti_user.sub,
             score_given=row.score_given,
             score_maximum=row.score_maximum,
             activity_progress=row.activity_progress,
-            grading_progress=row.grading_progress,
+            grading_progress=grading_progress,
             timestamp=_iso(row.timestamp),
             comment=row.comment,
-            new_submission=not _delivered_before(row),
+            new_submission=_opens_submission(row),
+            submitted_at=_iso(row.submitted_at) if row.submitted_at else "",
+            # The tool's first grade for this student: whatever grade the LMS holds already is a teacher's.
+            prioritize_non_tool_grade=keep_teacher_grades and earlier is None,
+            canvas_extension=canvas_like,
         )
         response = ags.post_score(registration, line_item.url, payload, scopes)
     except ags.ServiceError as exc:
@@ -282,19 +304,99 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _delivered_before(row: ScoreUpdate) -> bool:
+HANDED_IN = (ScoreUpdate.ActivityProgress.SUBMITTED, ScoreUpdate.ActivityProgress.COMPLETED)
+
+
+def _handed_in(row: ScoreUpdate) -> bool:
+    """Whether the score is for work the student handed in (finished), not their progress mid-attempt."""
+    return row.activity_progress in HANDED_IN
+
+
+def _is_grade(row: ScoreUpdate) -> bool:
+    """A final grade of handed-in work: what Canvas shows as the student's grade."""
+    return row.is_final and _handed_in(row)
+
+
+def _opens_submission(row: ScoreUpdate) -> bool:
+    """Canvas `new_submission`: only the first delivered score of a hand-in (the student finished, at
+    `submitted_at`) opens a submission. Progress mid-attempt and regrades of the same hand-in do not, so Canvas
+    shows "submitted" when the student finishes and counts one submission per finished attempt."""
+    if not _handed_in(row):
+        return False
+    return not _earlier_delivered(row).filter(
+        activity_progress__in=HANDED_IN,
+        **({"submitted_at": row.submitted_at} if row.submitted_at else {"submitted_at__isnull": True}),
+    ).exists()
+
+
+def _earlier_delivered(row: ScoreUpdate) -> Any:
     return ScoreUpdate.objects.filter(
         resource_link_id=row.resource_link_id,
         lti_user_id=row.lti_user_id,
         state=State.DELIVERED,
         timestamp__lt=row.timestamp,
-    ).exists()
+    )
+
+
+def _last_delivered_final(row: ScoreUpdate) -> ScoreUpdate | None:
+    earlier = _earlier_delivered(row).filter(grading_progress=FULLY_GRADED, activity_progress__in=HANDED_IN)
+    return earlier.order_by("-timestamp").first()
+
+
+def _keeps_teacher_grades(row: ScoreUpdate) -> bool:
+    return settings.GRADEBOOK_TEACHER_GRADES == "keep" and not row.overwrite_lms_grade
+
+
+def _teacher_grade_in_lms(row: ScoreUpdate, earlier: ScoreUpdate) -> str | None:
+    """Why the LMS's grade is kept (a teacher changed it by hand since the tool's last score), or None to send.
+
+    Canvas keeps the tool's result time when a teacher edits a grade, so nothing in the score answer tells; the
+    tool reads the LMS's result instead and compares it with the last score it delivered.
+    """
+    resource_link = row.resource_link
+    offered = resource_link.context.ags_scopes
+    if offered and ags.SCOPE_RESULT_READONLY not in offered:
+        return None  # the LMS lets the tool read no results: it cannot tell, so it sends
+    try:
+        result = ags.current_result(
+            _registration_of(resource_link), row.line_item.url, row.lti_user.sub, (ags.SCOPE_RESULT_READONLY,)
+        )
+    except ags.ServiceError as exc:
+        if exc.retryable:
+            raise
+        return None  # results are not readable here: send as before
+    lms_score = _float_or_none((result or {}).get("resultScore"))
+    if lms_score is None or earlier.score_given is None or math.isclose(lms_score, earlier.score_given, abs_tol=1e-6):
+        return None
+    return (
+        f"A teacher changed this grade in the LMS by hand (the LMS shows {lms_score:g}; the tool last sent "
+        f"{earlier.score_given:g}), so the tool kept the teacher's grade and did not send its newer score. To replace "
+        "the teacher's grade with the tool's, use \u201cSend all grades again\u201d."
+    )
 
 
 def _is_stale_answer(status: int, body: str) -> bool:
     """Moodle 409 "earlier timestamp"; Canvas 400 "before last updated timestamp"."""
     lowered = body.lower()
     return status == 409 or (status == 400 and "timestamp" in lowered and ("before" in lowered or "earlier" in lowered))
+
+
+def _stale_explanation(status: int) -> str:
+    """Why the LMS refused a score as older than what it holds, in words for the instructor."""
+    resend = "To send the tool's current grade with a fresh time, use \u201cSend all grades again\u201d."
+    if status == 409:
+        # Moodle compares with the grade's last change, which a teacher's edit in its gradebook also moves.
+        return (
+            "The LMS holds a newer grade for this student than this score (a later score, or a teacher's edit in the "
+            f"LMS gradebook), so it refused this older one. {resend}"
+        )
+    # Canvas compares with the time of the tool's own last score: a teacher's edit never moves it.
+    return (
+        "The LMS already holds a score from the tool dated later than this one, so it refused this older one. This "
+        "happens when this server's clock was set back or another copy of the tool sent a score for this student; "
+        f"a change made by hand in the LMS does not cause it. {resend} If it happens again, ask IT to check this "
+        "server's clock (NTP)."
+    )
 
 
 def _classify_score_response(row: ScoreUpdate, response: Any) -> _Outcome:
@@ -308,13 +410,7 @@ def _classify_score_response(row: ScoreUpdate, response: Any) -> _Outcome:
             if _newer_exists(row):
                 return _Outcome(State.SUPERSEDED, "Replaced by a newer score.", status)
             return _Outcome(State.DELIVERED, "The LMS already had this score (confirmed on a retry).", status)
-        return _Outcome(
-            State.REFUSED,
-            "The LMS holds a newer grade for this student than this score (changed in the LMS afterwards, for "
-            "example by hand), so the tool did not overwrite it. To put the tool's score back, use "
-            "\u201cSend all grades again\u201d.",
-            status,
-        )
+        return _Outcome(State.REFUSED, _stale_explanation(status), status)
     error = ags.error_from_response(response, "receiving this score")
     if error.retryable:
         return _Outcome(State.WAITING, error.detail, status, error.retry_after_s)
@@ -370,7 +466,7 @@ def _finish(row: ScoreUpdate, outcome: _Outcome) -> str:
     state = outcome.state
     if state == State.DELIVERED:
         fields.update(state=State.DELIVERED, delivered_at=now)
-    elif state in (State.REFUSED, State.SUPERSEDED):
+    elif state in (State.REFUSED, State.SUPERSEDED, State.KEPT):
         fields["state"] = state
     else:
         delay = backoff_delay(row.attempts, retry_after_s=outcome.retry_in_s)
@@ -588,22 +684,29 @@ def sync_status(resource_link: ResourceLink) -> dict[int, dict[str, Any]]:
     (what happened and what to do), score, score_maximum, grading_progress, attempts, updated_at}."""
     status: dict[int, dict[str, Any]] = {}
     latest = latest_scores(resource_link)
+    progress_only = not is_moodle_style(resource_link)  # Canvas-like LMSs get no grade mid-attempt
     for user_pk, row in latest.items():
         if row.state == State.DELIVERED:
             state, detail = "delivered", f"In the LMS gradebook since {row.delivered_at:%Y-%m-%d %H:%M} UTC."
+            if not row.is_final or (progress_only and not _handed_in(row)):
+                detail = "In progress: the LMS keeps its current grade until the student finishes; then it is sent."
             if row.last_error:
                 detail = row.last_error
         elif row.state == State.SUPERSEDED:
             state, detail = "delivered", "The LMS already holds a newer grade."
         elif row.state == State.REFUSED:
             state, detail = "refused", row.last_error
+        elif row.state == State.KEPT:
+            state, detail = "kept", row.last_error
         elif row.attempts == 0:
             state, detail = "waiting", "Queued: being sent to the LMS."
         else:
             state = "waiting"
+            # A refused token because of this server's clock needs IT; anything else mends itself.
+            todo = "IT must act." if row.last_error.startswith(ags.CLOCK_REFUSAL) else "nothing to do."
             detail = (
                 f"Not delivered yet ({row.attempts} attempt{'s' if row.attempts != 1 else ''}): {row.last_error} "
-                f"Next try around {row.next_attempt_at:%H:%M} UTC; nothing to do."
+                f"Next try around {row.next_attempt_at:%H:%M} UTC; {todo}"
             )
         status[user_pk] = {
             "state": state,
@@ -638,7 +741,8 @@ def sync_status(resource_link: ResourceLink) -> dict[int, dict[str, Any]]:
 
 def resend_all(resource_link: ResourceLink) -> int:
     """Send every student's latest score in this placement again, with fresh timestamps (after the instructor fixed
-    an enrolment, re-opened a course, or wants the tool's scores back over hand edits). Returns how many."""
+    an enrolment, re-opened a course, or wants the tool's scores back over hand edits: these go over a teacher's
+    grade in the LMS whatever the policy). Returns how many."""
     with transaction.atomic():
         latest = latest_scores(resource_link)
         users = {u.pk: u for u in LtiUser.objects.filter(pk__in=list(latest))}
@@ -651,6 +755,8 @@ def resend_all(resource_link: ResourceLink) -> int:
                 activity_progress=row.activity_progress,
                 grading_progress=row.grading_progress,
                 comment=row.comment,
+                submitted_at=row.submitted_at,
+                overwrite_lms_grade=True,
             )
     return len(latest)
 

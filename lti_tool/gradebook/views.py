@@ -15,6 +15,7 @@ STATE_LABELS = {
     "delivered": "Delivered",
     "waiting": "Waiting",
     "refused": "Refused",
+    "kept": "Teacher's grade kept",
     "not_started": "Not started",
 }
 ACTIONS = {"resend", "sync_roster"}
@@ -72,7 +73,7 @@ def _page(resource_link: ResourceLink) -> dict:
                 "detail": entry["detail"] if entry else "Has not submitted anything yet.",
             }
         )
-    order = {"refused": 0, "waiting": 1, "delivered": 2, "not_started": 3}
+    order = {"refused": 0, "kept": 1, "waiting": 2, "delivered": 3, "not_started": 4}
     rows.sort(key=lambda r: (order[r["state"]], r["name"].lower()))
     counts = {key: sum(1 for r in rows if r["state"] == key) for key in STATE_LABELS}
     return {

@@ -208,7 +208,8 @@ def test_pending_on_canvas_preserves_the_score_and_the_final_score_is_a_follow_u
     assert second["scoreGiven"] == 4.0 and second["scoreMaximum"] == 5.0
     assert second["activityProgress"] == "Completed"
     assert second["comment"] == "Block with projection: 4/5 checks passed"
-    assert second[ext] == {"new_submission": False}
+    # The tool's first grade for this student: a grade already in Canvas can only be a teacher's, and is kept.
+    assert second[ext] == {"new_submission": False, "prioritize_non_tool_grade": True}
     assert second["userId"] == student.sub
     assert second["timestamp"].endswith("Z") and len(second["timestamp"]) == len("2026-11-26T17:00:00.123Z")
 

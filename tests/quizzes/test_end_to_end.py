@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from lti_tool.gradebook import services as gradebook
 from quizzes import content
-from quizzes.models import Placement, QuestionState
+from quizzes.models import Attempt, Placement, QuestionState
 from tests.lti_support import parse_forms
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,10 +72,19 @@ def test_a_learner_plays_and_the_instructor_sees_it(dev_lms):
     late = _post(session, third, "/answer/", choice="C")
     assert late.status_code == 409 and "Time is up for this question" in late.text
 
-    # The score went to the LMS gradebook (delivered here instead of by a worker).
+    # Mid-attempt the LMS hears of progress only: no grade, no submission (delivered here instead of by a worker).
     gradebook.deliver_due_now(include_not_due=True)
     result = dev_lms.result(user="student1")
-    assert result is not None and result["grading_progress"] == "FullyGraded"
+    assert result is not None and result["grading_progress"] == "Pending" and result["score_given"] is None
+    assert result["attempt"] == 0
+    # Finishing sends the grade, as one submission dated when the student finished.
+    finished = _post(session, session.get(page.url, timeout=30), "/finish/")
+    assert finished.status_code == 200
+    gradebook.deliver_due_now(include_not_due=True)
+    result = dev_lms.result(user="student1")
+    assert result["grading_progress"] == "FullyGraded" and result["attempt"] == 1
+    finished_at = Attempt.objects.get().finished_at
+    assert result["submitted_at"] == finished_at.replace(microsecond=finished_at.microsecond // 1000 * 1000)  # AGS: ms
     placement = Placement.objects.get()
     assert placement.points == 13  # 5 questions x 1 point + 4 code challenges x 2 points
     assert result["score_given"] == pytest.approx(100 * 1 / 13, rel=1e-3)  # 1 of 13, on link1's 100-point column

@@ -217,10 +217,14 @@ def test_each_score_change_and_the_finish_are_sent_to_the_gradebook(clock, recor
     assert first["score_given"] == pytest.approx(0.5 / 2 * placement.points)
     assert first["score_maximum"] == placement.points
     assert (first["activity_progress"], first["grading_progress"]) == ("InProgress", "FullyGraded")
+    assert first["submitted_at"] is None  # not handed in: the LMS gets no submission for it
+    clock.advance(30)
     services.finish_attempt(attempt, now=clock.now)
     last = recorded_scores[-1]
     assert (last["activity_progress"], last["grading_progress"]) == ("Completed", "FullyGraded")
     assert last["score_given"] == pytest.approx(0.25 * placement.points)
+    attempt.refresh_from_db()
+    assert last["submitted_at"] == attempt.finished_at == clock.now
 
 
 def test_finishing_early_scores_unanswered_questions_zero(clock):
