@@ -355,11 +355,21 @@ def _split_links(header: str) -> list[str]:
 def get_pages(
     registration: Registration, url: str, scopes: tuple[str, ...], accept: str, what: str
 ) -> list[dict[str, Any] | list[Any]]:
-    """GET `url` and every `next` page after it; returns the decoded JSON bodies in order."""
+    """GET `url` and every `next` page after it (at most MAX_PAGES); returns the decoded JSON bodies in order."""
+    return fetch_pages(registration, url, scopes, accept, what)[0]
+
+
+def fetch_pages(
+    registration: Registration, url: str, scopes: tuple[str, ...], accept: str, what: str, *, max_pages: int = MAX_PAGES
+) -> tuple[list[dict[str, Any] | list[Any]], bool]:
+    """GET `url` and every `next` page after it: the decoded JSON bodies in order, and whether pages were left
+    unread because there were more than `max_pages` (a `next` link back to a page already read just ends)."""
     bodies: list[Any] = []
     seen: set[str] = set()
     next_url: str | None = url
-    while next_url and next_url not in seen and len(bodies) < MAX_PAGES:
+    while next_url and next_url not in seen:
+        if len(bodies) >= max_pages:
+            return bodies, True
         seen.add(next_url)
         response = service_request(registration, "GET", next_url, scopes, headers={"Accept": accept})
         if response.status_code != 200:
@@ -375,7 +385,7 @@ def get_pages(
         if next_url and _origin(next_url) != _origin(url):
             # Never send the bearer token to another host, whatever a Link header says.
             raise ServiceError("The LMS pointed the next page to another host; the tool did not follow.", False)
-    return bodies
+    return bodies, False
 
 
 # --- AGS --------------------------------------------------------------------------------------------------------

@@ -6,16 +6,46 @@ lower-cases the header, which breaks Moodle's `/CourseSection/` URLs).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+from django.core.cache import cache
 from django.db import transaction
 
 from lti_tool.gradebook import ags
 from lti_tool.models import Context, LtiUser, Membership
 from lti_tool.roles import course_roles, role_list
 
+logger = logging.getLogger(__name__)
+
 MEDIA_MEMBERSHIPS = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 MAX_MEMBERS = 20_000  # bounded input: no course we serve comes near it
+# Canvas pages 10 members unless asked (and gives at most 100): ask for large pages. Moodle answers the whole roster
+# unless asked for pages, so its URL is left alone.
+PAGE_SIZE = 1000
+# Enough pages for the largest roster accepted even at Canvas's default of 10 members a page.
+MAX_PAGES = MAX_MEMBERS // 10
+# How long the instructor's page says a roster was cut short, unless a later sync reads it whole.
+TRUNCATED_NOTICE_S = 7 * 24 * 3600
+
+
+def roster_url(context: Context) -> str:
+    """The first roster page to ask for: the service URL with a large `limit`, unless it names one or is Moodle's."""
+    url = context.memberships_url
+    query = {name.lower() for name, _ in parse_qsl(urlsplit(url).query)}
+    if "limit" in query or context.deployment.registration.product_family.strip().lower() == "moodle":
+        return url
+    return ags.with_query(url, {"limit": str(PAGE_SIZE)})
+
+
+def _truncated_key(context_pk: int) -> str:
+    return f"lti:roster-truncated:{context_pk}"
+
+
+def truncated_notice(context: Context) -> str:
+    """What the instructor is told when the last roster sync could not read every page, or ""."""
+    return cache.get(_truncated_key(context.pk)) or ""
 
 
 def fetch_members(context: Context) -> list[dict[str, Any]]:
@@ -28,13 +58,29 @@ def fetch_members(context: Context) -> list[dict[str, Any]]:
         )
     registration = context.deployment.registration
     members: list[dict[str, Any]] = []
-    for body in ags.get_pages(
-        registration, context.memberships_url, (ags.SCOPE_NRPS,), MEDIA_MEMBERSHIPS, "reading the course roster"
-    ):
+    bodies, truncated = ags.fetch_pages(
+        registration,
+        roster_url(context),
+        (ags.SCOPE_NRPS,),
+        MEDIA_MEMBERSHIPS,
+        "reading the course roster",
+        max_pages=MAX_PAGES,
+    )
+    for body in bodies:
         page = body.get("members", []) if isinstance(body, dict) else []
         members.extend(member for member in page if isinstance(member, dict))
         if len(members) > MAX_MEMBERS:
             raise ags.ServiceError("The course roster is larger than the tool accepts.", retryable=False)
+    if truncated:
+        # Never cut a roster silently: the members read are stored, and the instructor's page says what is missing.
+        logger.warning("roster truncated", extra={"context": context.pk, "pages": len(bodies)})
+        notice = (
+            f"The roster is incomplete: the LMS listed it over more than {len(bodies)} pages and the tool read only "
+            f"the first {len(members)} members. Students after them do not show as \u201cNot started\u201d."
+        )
+        cache.set(_truncated_key(context.pk), notice, TRUNCATED_NOTICE_S)
+    else:
+        cache.delete(_truncated_key(context.pk))
     return members
 
 

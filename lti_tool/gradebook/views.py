@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from lti_tool.gradebook import ags, services
+from lti_tool.gradebook import ags, nrps, services
 from lti_tool.models import LtiUser, Membership, ResourceLink
 from lti_tool.sessions import LaunchInfo, launch_required
 
@@ -82,4 +82,5 @@ def _page(resource_link: ResourceLink) -> dict:
         "counts": counts,
         "labels": STATE_LABELS,
         "has_roster_service": bool(resource_link.context.memberships_url),
+        "roster_notice": nrps.truncated_notice(resource_link.context),
     }

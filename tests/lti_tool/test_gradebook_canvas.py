@@ -14,9 +14,10 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from lti_tool.gradebook import ags, services
+from lti_tool.devlms.models import Course, Enrollment, Person, Score
+from lti_tool.gradebook import ags, nrps, services
 from lti_tool.gradebook.models import ScoreUpdate
-from lti_tool.models import LtiUser, ResourceLink
+from lti_tool.models import LtiUser, Membership, ResourceLink
 from quizzes import services as quizzes
 from quizzes.models import Attempt, Placement
 
@@ -202,3 +203,42 @@ def test_a_token_refused_for_this_servers_clock_says_so(dev_lms, monkeypatch):
     assert "must not be in the future" in status["detail"] and "IT must act" in status["detail"]
     monkeypatch.setattr(ags, "time", time)  # IT fixed the clock
     assert services.deliver_score_update(update.pk, ignore_schedule=True) == State.DELIVERED
+
+
+def test_a_roster_of_2500_arrives_whole(dev_lms):
+    """Canvas pages NRPS by 10 unless asked: 200 pages of 10 would have cut this roster at 2,000."""
+    canvas_student(dev_lms)
+    course = Course.objects.get(slug="course1")
+    people = Person.objects.bulk_create(
+        Person(username=f"crowd{n}", sub=f"crowd-{n}", given_name="Crowd", family_name=str(n), email=f"c{n}@x.edu")
+        for n in range(2500)
+    )
+    Enrollment.objects.bulk_create(Enrollment(course=course, person=person) for person in people)
+    link = ResourceLink.objects.get()
+    assert services.sync_roster(link.context) == 2506  # 2,500 + the seed's five students and an instructor
+    assert Membership.objects.filter(context=link.context, is_learner=True).count() == 2505
+    assert nrps.truncated_notice(link.context) == ""
+
+
+def test_a_stale_timestamp_refusal_blames_the_clock_not_a_hand_edit(dev_lms):
+    _, student = canvas_student(dev_lms)
+    link = ResourceLink.objects.get()
+    record(link, student, 3.0, submitted_at=timezone.now())
+    deliver()
+    # Another copy of the tool (or this one before its clock was set back) sent a score dated an hour ahead.
+    Score.objects.update(timestamp=timezone.now() + timedelta(hours=1))
+    update = record(link, student, 4.0, submitted_at=timezone.now())
+    assert deliver() == {State.REFUSED: 1}
+    update.refresh_from_db()
+    assert update.last_status_code == 400
+    assert "dated later than this one" in update.last_error and "does not cause it" in update.last_error
+    assert "NTP" in update.last_error and "Send all grades again" in update.last_error
+
+
+def test_moodle_gets_no_canvas_extension(dev_lms):
+    dev_lms.register_tool(style="moodle")
+    dev_lms.launch(user="student1")
+    link, student = ResourceLink.objects.get(), LtiUser.objects.get(sub=dev_lms.sub("student1"))
+    record(link, student, 3.0, submitted_at=timezone.now())
+    assert deliver() == {State.DELIVERED: 1}
+    assert EXT not in dev_lms.scores(user="student1")[0]["payload"]

@@ -213,7 +213,7 @@ def test_roster_sync_follows_every_page_and_lists_students_who_never_launched(de
     dev_lms.register_tool(style=style)
     link, _, _ = launched(dev_lms)
     assert "/CourseSection/" in link.context.memberships_url  # paging breaks if the case is lost
-    assert services.sync_roster(link.context) == 6  # 5 students and an instructor, 3 per page
+    assert services.sync_roster(link.context) == 6  # 5 students and an instructor (Moodle-like: 3 per page)
     members = Membership.objects.filter(context=link.context)
     assert members.filter(is_learner=True).count() == 5
     assert members.filter(is_staff=True).count() == 1

@@ -18,6 +18,8 @@ LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 TA = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
 PATH = "/CourseSection/7/bindings/3/memberships"
+# These rosters come from a Moodle (mixed-case URLs, the whole roster unless pages are asked for): the tool asks for
+# no page size. Canvas, which pages by 10 unless asked, is at the end of the file.
 
 
 def member(sub, roles, **extra):
@@ -39,7 +41,7 @@ def test_roles_are_read_from_full_and_short_uris():
 
 
 def test_sync_follows_every_page_keeping_the_url_case(stub_lms):
-    link = make_placement(stub_lms)
+    link = make_placement(stub_lms, family="moodle")
     serve_pages(
         stub_lms,
         [
@@ -64,7 +66,7 @@ def test_sync_follows_every_page_keeping_the_url_case(stub_lms):
 
 
 def test_a_membership_from_a_launch_is_not_taken_over_by_the_roster(stub_lms):
-    link = make_placement(stub_lms)
+    link = make_placement(stub_lms, family="moodle")
     registration = link.context.deployment.registration
     user = LtiUserFactory(registration=registration, sub="s1", name="Ada L.")
     MembershipFactory(context=link.context, lti_user=user, roles=[LEARNER], is_learner=True, from_roster=False)
@@ -76,7 +78,7 @@ def test_a_membership_from_a_launch_is_not_taken_over_by_the_roster(stub_lms):
 
 
 def test_a_paging_loop_stops(stub_lms):
-    link = make_placement(stub_lms)
+    link = make_placement(stub_lms, family="moodle")
     stub_lms.pages[PATH] = Canned(
         200, {"members": [member("s1", [LEARNER])]}, {"Link": f'<{stub_lms.url(PATH)}>; rel="next"'}
     )
@@ -85,7 +87,7 @@ def test_a_paging_loop_stops(stub_lms):
 
 
 def test_no_roster_service_or_an_lms_error_is_reported_and_changes_nothing(stub_lms):
-    link = make_placement(stub_lms)
+    link = make_placement(stub_lms, family="moodle")
     stub_lms.queue("GET", PATH, 503, "maintenance")
     with pytest.raises(ags.ServiceError) as failure:
         services.sync_roster(link.context)
@@ -97,7 +99,7 @@ def test_no_roster_service_or_an_lms_error_is_reported_and_changes_nothing(stub_
 
 
 def test_a_next_link_to_another_host_is_not_followed(stub_lms):
-    link = make_placement(stub_lms)
+    link = make_placement(stub_lms, family="moodle")
     stub_lms.pages[PATH] = Canned(
         200, {"members": [member("s1", [LEARNER])]}, {"Link": '<https://evil.example.com/steal>; rel="next"'}
     )
@@ -107,7 +109,7 @@ def test_a_next_link_to_another_host_is_not_followed(stub_lms):
 
 
 def test_an_oversized_answer_is_refused(stub_lms, monkeypatch):
-    link = make_placement(stub_lms)
+    link = make_placement(stub_lms, family="moodle")
     monkeypatch.setattr(ags, "MAX_RESPONSE_BYTES", 2000)
     stub_lms.pages[PATH] = Canned(200, {"members": [member(f"s{i}", [LEARNER]) for i in range(100)]})
     with pytest.raises(ags.ServiceError, match="more data than the tool accepts"):
@@ -116,9 +118,35 @@ def test_an_oversized_answer_is_refused(stub_lms, monkeypatch):
 
 def test_a_roster_holding_a_nul_character_is_refused_and_changes_nothing(stub_lms):
     # No database text can hold a NUL: the page is refused as a whole, never stored half-way.
-    link = make_placement(stub_lms)
+    link = make_placement(stub_lms, family="moodle")
     serve_pages(stub_lms, [[member("s1", [LEARNER], name="Ada"), member("s2", [LEARNER], name="Al\u0000an")]])
     with pytest.raises(ags.ServiceError, match="NUL character") as failure:
         services.sync_roster(link.context)
     assert not failure.value.retryable
     assert Membership.objects.count() == 0
+
+
+# --- Page sizes and truncated rosters -----------------------------------------------------------------------------
+
+
+def test_roster_pages_are_asked_large_from_canvas_and_left_alone_when_the_url_names_a_size(stub_lms):
+    link = make_placement(stub_lms, family="canvas")
+    stub_lms.pages[f"{PATH}?limit={nrps.PAGE_SIZE}"] = Canned(200, {"members": [member("s1", [LEARNER])]})
+    assert services.sync_roster(link.context) == 1
+    link.context.memberships_url = stub_lms.url(f"{PATH}?Limit=50")
+    stub_lms.pages[f"{PATH}?Limit=50"] = Canned(200, {"members": [member("s2", [LEARNER])]})
+    assert services.sync_roster(link.context) == 1
+    fetched = [s.path for s in stub_lms.seen if s.method == "GET"]
+    assert fetched == [f"{PATH}?limit={nrps.PAGE_SIZE}", f"{PATH}?Limit=50"]
+
+
+def test_a_roster_with_more_pages_than_the_tool_reads_is_stored_and_reported(stub_lms, monkeypatch):
+    link = make_placement(stub_lms, family="moodle")
+    serve_pages(stub_lms, [[member("s1", [LEARNER])], [member("s2", [LEARNER])], [member("s3", [LEARNER])]])
+    monkeypatch.setattr(nrps, "MAX_PAGES", 2)
+    assert services.sync_roster(link.context) == 2  # what was read is kept...
+    assert "roster is incomplete" in nrps.truncated_notice(link.context)  # ...and the instructor is told
+    assert "first 2 members" in nrps.truncated_notice(link.context)
+    monkeypatch.setattr(nrps, "MAX_PAGES", 3)
+    assert services.sync_roster(link.context) == 3
+    assert nrps.truncated_notice(link.context) == ""  # read whole: the notice goes
