@@ -132,6 +132,25 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+# Canvas moved its OIDC endpoints from canvas[.beta|.test].instructure.com to sso[.beta|.test].canvaslms.com (both
+# still answer); the platform-storage frame (post_message_forwarding) is served from the new host only.
+CANVAS_AUTH_HOSTS = {
+    "canvas.instructure.com": "sso.canvaslms.com",
+    "canvas.beta.instructure.com": "sso.beta.canvaslms.com",
+    "canvas.test.instructure.com": "sso.test.canvaslms.com",
+}
+
+
+def storage_origin(auth_login_url: str) -> str:
+    """The origin platform-storage messages are addressed to: the OIDC endpoint's, or Canvas's new one for a
+    registration that still names the old auth domain (a message to the old origin would be dropped unread)."""
+    parts = urlsplit(auth_login_url)
+    host = CANVAS_AUTH_HOSTS.get((parts.hostname or "").lower())
+    if host and parts.scheme == "https":
+        return f"https://{host}"
+    return _origin(auth_login_url)
+
+
 def start_login(request: HttpRequest, *, launch_url: str, storage_target: str = "") -> LoginStart:
     """Validate a third-party-initiated login and prepare the redirect to the platform (pylti1p3 builds it)."""
     params = request.GET if request.method == "GET" else request.POST
@@ -170,7 +189,7 @@ def start_login(request: HttpRequest, *, launch_url: str, storage_target: str = 
         raise LaunchRefused("login_invalid", f"The login request is not valid: {exc}") from exc
     query = parse_qs(urlsplit(auth_url).query)
     state, nonce = query["state"][0], query["nonce"][0]
-    auth_origin = _origin(registration.auth_login_url)
+    auth_origin = storage_origin(registration.auth_login_url)
     cache.set(
         STATE_CACHE_PREFIX + state,
         {

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
-# The platform's storage frame: answers lti.put_data / lti.get_data for frames of the tool.
-STORAGE_FRAME = """<!doctype html><title>storage</title><script>
+# The platform's storage: answers lti.put_data / lti.get_data for frames of the tool.
+STORAGE_SCRIPT = """<script>
 window.stored = {}; window.requests = [];
 window.addEventListener("message", function (e) {
   var d = e.data || {};
@@ -35,6 +35,7 @@ window.addEventListener("message", function (e) {
   }
 });
 </script>"""
+STORAGE_FRAME = "<!doctype html><title>storage</title>" + STORAGE_SCRIPT
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +60,14 @@ def chromium():
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-def test_state_round_trips_through_platform_storage(chromium, live_server, transactional_db, stub, platform_keys):
+@pytest.mark.parametrize("forwarding_frame", [True, False], ids=["forwarding-frame", "no-frame-rce"])
+def test_state_round_trips_through_platform_storage(
+    chromium, live_server, transactional_db, stub, platform_keys, forwarding_frame
+):
     # The platform and the tool are same-site (localhost, two ports) so the login's cookie check passes; the test
     # then drops the tool's cookies before the launch, as a browser blocking third-party cookies would.
+    # Without the post_message_forwarding frame (Canvas's rich content editor), the course page itself answers the
+    # messages the tool then sends to window.parent with the origin "*", as Canvas documents.
     lms_origin = stub.url.replace("127.0.0.1", "localhost")
     registration = Registration.objects.create(
         issuer=lms_origin,
@@ -97,8 +103,11 @@ def test_state_round_trips_through_platform_storage(chromium, live_server, trans
     )
     stub.state.pages["/storage-frame"] = lambda q: STORAGE_FRAME
     stub.state.pages["/auth"] = auth_page
+    storage_html = (
+        '<iframe name="post_message_forwarding" src="/storage-frame"></iframe>' if forwarding_frame else STORAGE_SCRIPT
+    )
     stub.state.pages["/course"] = lambda q: (
-        '<!doctype html><title>course</title><iframe name="post_message_forwarding" src="/storage-frame"></iframe>'
+        f"<!doctype html><title>course</title>{storage_html}"
         f'<iframe id="tool" src="{html.escape(live_server.url + "/lti/login/?" + login_query)}"></iframe>'
     )
 
@@ -108,7 +117,7 @@ def test_state_round_trips_through_platform_storage(chromium, live_server, trans
     tool = page.frame_locator("#tool")
     tool.locator("#go").wait_for()  # login.js stored state and went on to the platform's auth endpoint
 
-    storage = page.frame(name="post_message_forwarding")
+    storage = page.frame(name="post_message_forwarding") if forwarding_frame else page.main_frame
     stored = storage.evaluate("window.stored")
     state_keys = [k for k in stored if k.startswith("state_")]
     assert len(state_keys) == 1 and stored[state_keys[0]] == state_keys[0][len("state_"):]

@@ -14,32 +14,10 @@
     return ok;
   }
 
-  function storageFrame() {
-    var target = d.storageTarget;
-    if (!target || !window.parent || window.parent === window) { return null; }
-    if (target === "_parent") { return window.parent; }
-    try { return window.parent.frames[target] || null; } catch (e) { return null; }
-  }
+  var storage = window.ltiPlatformStorage;
 
-  function putData(frame, key, value) {
-    return new Promise(function (resolve) {
-      var id = "lti-" + Math.random().toString(36).slice(2) + Date.now().toString(36);
-      var timer = setTimeout(function () { done(false); }, 2000);
-      function onMessage(event) {
-        var data = event.data || {};
-        if (event.origin !== d.authOrigin || data.subject !== "lti.put_data.response" || data.message_id !== id) {
-          return;
-        }
-        done(!data.error);
-      }
-      function done(ok) {
-        clearTimeout(timer);
-        window.removeEventListener("message", onMessage);
-        resolve(ok);
-      }
-      window.addEventListener("message", onMessage);
-      frame.postMessage({ subject: "lti.put_data", message_id: id, key: key, value: value }, d.authOrigin);
-    });
+  function putData(key, value) {
+    return storage.send(d.storageTarget, d.authOrigin, { subject: "lti.put_data", key: key, value: value }, 1500);
   }
 
   function go() { window.location.href = d.authUrl; }
@@ -54,14 +32,13 @@
   }
 
   var cookiesOk = cookiesWork();
-  var frame = storageFrame();
-  if (!frame) {
+  if (!storage || !storage.available(d.storageTarget)) {
     if (cookiesOk) { go(); } else { blocked(); }
     return;
   }
   Promise.all([
-    putData(frame, "state_" + d.state, d.state),
-    putData(frame, "nonce_" + d.nonce, d.nonce)
+    putData("state_" + d.state, d.state),
+    putData("nonce_" + d.nonce, d.nonce)
   ]).then(function () {
     // Without cookies the tool cannot keep a session in the frame even if the platform kept our state.
     if (cookiesOk) { go(); } else { blocked(); }

@@ -11,22 +11,10 @@
     document.getElementById("lti-storage-failed").hidden = false;
   }
 
-  var frame = null;
-  if (window.parent && window.parent !== window) {
-    if (d.storageTarget === "_parent") { frame = window.parent; } else {
-      try { frame = window.parent.frames[d.storageTarget] || null; } catch (e) { frame = null; }
-    }
-  }
-  if (!frame) { fail(); return; }
-  var id = "lti-" + Math.random().toString(36).slice(2) + Date.now().toString(36);
-  var timer = setTimeout(fail, 3000);
-  window.addEventListener("message", function (event) {
-    var data = event.data || {};
-    if (event.origin !== d.authOrigin || data.subject !== "lti.get_data.response" || data.message_id !== id) {
-      return;
-    }
-    clearTimeout(timer);
-    if (!data.error && data.value === d.state) { form.submit(); } else { fail(); }
-  });
-  frame.postMessage({ subject: "lti.get_data", message_id: id, key: "state_" + d.state }, d.authOrigin);
+  var storage = window.ltiPlatformStorage;
+  if (!storage || !storage.available(d.storageTarget)) { fail(); return; }
+  storage.send(d.storageTarget, d.authOrigin, { subject: "lti.get_data", key: "state_" + d.state }, 2000)
+    .then(function (data) {
+      if (data && !data.error && data.value === d.state) { form.submit(); } else { fail(); }
+    });
 }());
