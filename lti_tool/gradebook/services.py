@@ -323,10 +323,8 @@ def _opens_submission(row: ScoreUpdate) -> bool:
     shows "submitted" when the student finishes and counts one submission per finished attempt."""
     if not _handed_in(row):
         return False
-    return not _earlier_delivered(row).filter(
-        activity_progress__in=HANDED_IN,
-        **({"submitted_at": row.submitted_at} if row.submitted_at else {"submitted_at__isnull": True}),
-    ).exists()
+    same_hand_in = {"submitted_at": row.submitted_at} if row.submitted_at else {"submitted_at__isnull": True}
+    return not _earlier_delivered(row).filter(activity_progress__in=HANDED_IN, **same_hand_in).exists()
 
 
 def _earlier_delivered(row: ScoreUpdate) -> Any:
@@ -341,6 +339,17 @@ def _earlier_delivered(row: ScoreUpdate) -> Any:
 def _last_delivered_final(row: ScoreUpdate) -> ScoreUpdate | None:
     earlier = _earlier_delivered(row).filter(grading_progress=FULLY_GRADED, activity_progress__in=HANDED_IN)
     return earlier.order_by("-timestamp").first()
+
+
+def _same_score(lms_score: float, result: dict[str, Any], sent: ScoreUpdate) -> bool:
+    """Whether the LMS's result is the score the tool sent: as sent (Canvas keeps scoreGiven), or the same share of
+    the maximum (LMSs that report results on the column's scale)."""
+    if math.isclose(lms_score, sent.score_given or 0.0, abs_tol=1e-6):
+        return True
+    maximum = _float_or_none(result.get("resultMaximum"))
+    return bool(maximum) and math.isclose(
+        lms_score / maximum, (sent.score_given or 0.0) / sent.score_maximum, abs_tol=1e-6
+    )
 
 
 def _keeps_teacher_grades(row: ScoreUpdate) -> bool:
@@ -366,7 +375,7 @@ def _teacher_grade_in_lms(row: ScoreUpdate, earlier: ScoreUpdate) -> str | None:
             raise
         return None  # results are not readable here: send as before
     lms_score = _float_or_none((result or {}).get("resultScore"))
-    if lms_score is None or earlier.score_given is None or math.isclose(lms_score, earlier.score_given, abs_tol=1e-6):
+    if lms_score is None or earlier.score_given is None or _same_score(lms_score, result or {}, earlier):
         return None
     return (
         f"A teacher changed this grade in the LMS by hand (the LMS shows {lms_score:g}; the tool last sent "
