@@ -24,15 +24,35 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config import metrics
+from grading.challenges import ChallengeNotFound, current_challenges, get_challenge
 from grading.judging import ChecksError, CheckSuite, load_suite
 from grading.models import CodeSubmission
 from grading.signals import submission_graded
 
 log = logging.getLogger(__name__)
 Status = CodeSubmission.Status
+# PostgreSQL text and jsonb cannot hold NUL, and UTF-8 cannot hold a lone surrogate (what a JSON "\ud800" escape
+# decodes to); jsonb has no NaN or infinity either: one of them in a result would make every attempt to write it fail.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 # --- submitting ---------------------------------------------------------------------------------------------------
+
+
+def check_code(code: Any) -> str:
+    """The one validation of submitted code (quizzes' answers, `grade_file`, this module): returns it unchanged.
+
+    Raises ValidationError for empty or oversized code, or a character no database text can hold (NUL, a lone
+    surrogate), which would otherwise fail later as a 500 or a submission that can never be stored.
+    """
+    if not isinstance(code, str) or not code.strip():
+        raise ValidationError("The code is empty.")
+    if _UNSTORABLE.search(code):
+        raise ValidationError("The code contains a NUL or another character that is not text.")
+    limit = settings.GRADING_CODE_LIMIT_BYTES
+    if len(code.encode("utf-8")) > limit:
+        raise ValidationError(f"The code is larger than {limit // 1024} KiB.")
+    return code
 
 
 def submit_code(
@@ -40,21 +60,13 @@ def submit_code(
 ) -> CodeSubmission:
     """Store a submission and queue its grading on the `gpu` queue once the transaction commits.
 
-    Raises ValidationError (the caller answers 4xx) for empty or oversized code or an unknown challenge.
+    Raises ValidationError (the caller answers 4xx) for code `check_code` refuses or an unknown challenge.
     """
-    from quizzes.content import ChallengeNotFound, get_code_challenge
-
-    if not isinstance(code, str) or not code.strip():
-        raise ValidationError("The code is empty.")
-    limit = settings.GRADING_CODE_LIMIT_BYTES
-    if len(code.encode("utf-8", errors="surrogatepass")) > limit:
-        raise ValidationError(f"The code is larger than {limit // 1024} KiB.")
-    if "\x00" in code:
-        raise ValidationError("The code contains a NUL character.")
+    check_code(code)
     if not isinstance(challenge_slug, str) or len(challenge_slug) > 100:
         raise ValidationError("Unknown code challenge.")
     try:
-        spec = get_code_challenge(challenge_slug, challenge_version)
+        spec = get_challenge(challenge_slug, challenge_version)
     except ChallengeNotFound as exc:
         raise ValidationError(f"Unknown code challenge {challenge_slug!r}.") from exc
     with transaction.atomic():
@@ -94,11 +106,6 @@ def begin_grading(submission_id: Any, *, worker: str = "") -> CodeSubmission | N
         submission.worker = worker or worker_name()
         submission.save(update_fields=["status", "started_at", "deliveries", "worker"])
         return submission
-
-
-# PostgreSQL text and jsonb cannot hold NUL, and UTF-8 cannot hold a lone surrogate (what a JSON "\ud800" escape
-# decodes to); jsonb has no NaN or infinity either: one of them in a result would make every attempt to write it fail.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def storable(value: Any) -> Any:
@@ -206,15 +213,12 @@ def reference_measurements(spec: Any, suite: CheckSuite, pool: Any) -> Any:
 
 def current_warmups() -> list[dict[str, str]]:
     """The current challenges' probes with their warm-up stand-ins (WARMUP_SOURCE in checks.py), for the pool."""
-    from quizzes.content import current_set, spec_from_content
-
     try:
-        challenge_set = current_set()
         warmups = []
-        for challenge in challenge_set.challenges:
-            if challenge.get("kind") != "code" or not challenge.get("checks_source"):
+        for spec in current_challenges():
+            if not spec.checks_source:
                 continue
-            suite = load_suite(spec_from_content(challenge, challenge_set.version).checks_source)
+            suite = load_suite(spec.checks_source)
             standin = suite.namespace.get("WARMUP_SOURCE")
             if standin:
                 warmups.append({"code": standin, "probe": suite.probe_source})
@@ -227,11 +231,11 @@ def current_warmups() -> list[dict[str, str]]:
 _specs: dict[tuple[str, str], Any] = {}
 
 
-def _spec(loader: Any, slug: str, version: str) -> Any:
+def _spec(slug: str, version: str) -> Any:
     """A challenge version's spec (immutable: a stored version never changes), cached per worker process."""
     key = (slug, version)
     if key not in _specs:
-        _specs[key] = loader(slug, version)
+        _specs[key] = get_challenge(slug, version)
     return _specs[key]
 
 
@@ -249,7 +253,6 @@ def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = 
     """Grade one submission here and now (the Celery task and `grade_file` call this). Idempotent by id."""
     from grading.pool import get_pool
     from grading.sandbox import SandboxConfig, SandboxError, SandboxUnavailable, check_available
-    from quizzes.content import ChallengeNotFound, get_code_challenge
 
     try:
         check_available(SandboxConfig.from_settings())
@@ -264,7 +267,7 @@ def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = 
     if submission is None:
         return None
     try:
-        spec = _spec(get_code_challenge, submission.challenge_slug, submission.challenge_version)
+        spec = _spec(submission.challenge_slug, submission.challenge_version)
         if not spec.checks_source.strip():
             raise ChecksError(f"challenge {spec.slug} has no hidden checks")
         suite = load_suite(spec.checks_source)

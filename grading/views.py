@@ -8,45 +8,8 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from grading import challenges
 from grading.models import CodeSubmission
-from lti_tool.sessions import SESSION_KEY
-
-
-def _viewer(request: HttpRequest, submission: CodeSubmission) -> str | None:
-    """"staff" (a Django staff user, or an instructor launch in this session for the course the submission was made
-    in: a quiz answer's course, else any course its student belongs to), "owner" (the student, through a launch of
-    theirs in this session), or None."""
-    if getattr(request, "user", None) is not None and request.user.is_authenticated and request.user.is_staff:
-        return "staff"
-    if submission.lti_user_id is None:
-        return None
-    launches = list(request.session.get(SESSION_KEY, {}).values())
-    staff_contexts = [launch.get("context_pk") for launch in launches if launch.get("is_staff")]
-    if staff_contexts:
-        from lti_tool.models import Membership
-
-        # A student in two courses of one registration: a quiz answer is for the staff of its own course only.
-        course = CodeSubmission.objects.filter(pk=submission.pk).values_list(
-            "quiz_answer__state__attempt__placement__resource_link__context_id", flat=True
-        ).first()
-        if course is not None:
-            if course in staff_contexts:
-                return "staff"
-        elif Membership.objects.filter(context_id__in=staff_contexts, lti_user_id=submission.lti_user_id).exists():
-            return "staff"
-    if any(launch.get("lti_user_pk") == submission.lti_user_id for launch in launches):
-        return "owner"
-    return None
-
-
-def _result_held_back(submission: CodeSubmission) -> bool:
-    """Whether the student may not see the result yet (an exam shows results only once the attempt closed)."""
-    answer = getattr(submission, "quiz_answer", None)
-    if answer is None:
-        return False
-    from quizzes.queries import feedback_visible  # the quiz's rules decide what a student may see
-
-    return not feedback_visible(answer.state.attempt)
 
 
 def status_payload(submission: CodeSubmission, *, held_back: bool = False) -> dict[str, Any]:
@@ -92,10 +55,16 @@ def status_payload(submission: CodeSubmission, *, held_back: bool = False) -> di
 @require_GET
 @never_cache
 def status(request: HttpRequest, submission_id: Any) -> JsonResponse:
-    """GET /grading/submissions/<uuid>/status.json: 404 unless the owner or staff asks."""
+    """GET /grading/submissions/<uuid>/status.json: 404 unless the owner or staff asks.
+
+    Django staff see any submission; everyone else what the app that made it allows (`grading.challenges.access`).
+    """
     submission = CodeSubmission.objects.filter(pk=submission_id).first()
-    viewer = _viewer(request, submission) if submission is not None else None
-    if viewer is None:
+    if submission is None:
         raise Http404("No such submission.")
-    held_back = viewer == "owner" and _result_held_back(submission)
-    return JsonResponse(status_payload(submission, held_back=held_back))
+    user = getattr(request, "user", None)
+    access = "full" if user is not None and user.is_authenticated and user.is_staff else None
+    access = access or challenges.access(request, submission)
+    if access is None:
+        raise Http404("No such submission.")
+    return JsonResponse(status_payload(submission, held_back=access == "progress"))

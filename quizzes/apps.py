@@ -22,8 +22,13 @@ class QuizzesConfig(AppConfig):
     verbose_name = "Challenges"
 
     def ready(self) -> None:
+        from grading import challenges
         from grading.signals import submission_graded
-        from quizzes import services
+        from quizzes import content, queries, services
 
+        # The layers below never import quizzes: grading is told what to run and who may see the result.
+        challenges.register(
+            get=content.get_code_challenge, current=content.current_code_challenges, access=queries.submission_access
+        )
         post_migrate.connect(load_content_after_migrate, sender=self, dispatch_uid="quizzes.load_content")
         submission_graded.connect(services.score_code_submission, dispatch_uid="quizzes.score_code_submission")

@@ -29,6 +29,8 @@ import yaml
 from django.db import transaction
 from jsonschema import Draft202012Validator
 
+from grading.challenges import ChallengeNotFound  # what get_code_challenge raises: grading catches it
+
 logger = logging.getLogger(__name__)
 
 CONTENT_ROOT = Path(__file__).resolve().parent / "content"
@@ -43,10 +45,6 @@ SHARED_CODE_DIR = "_shared"
 
 class ContentError(ValueError):
     """A content file is missing, unreadable or does not follow its schema. The message names the file and path."""
-
-
-class ChallengeNotFound(LookupError):
-    """No stored challenge set version holds the requested challenge."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +263,16 @@ def get_code_challenge(slug: str, version: str | None = None) -> CodeChallengeSp
         if challenge is not None and challenge["kind"] == "code":
             return spec_from_content(challenge, challenge_set.version)
     raise ChallengeNotFound(f"no code challenge {slug!r} in challenge set version {version or 'current'}")
+
+
+def current_code_challenges() -> list[CodeChallengeSpec]:
+    """The code challenges of the current set that have hidden checks (the grading pool warms their probes)."""
+    challenge_set = current_set()
+    return [
+        spec_from_content(challenge, challenge_set.version)
+        for challenge in challenge_set.challenges
+        if challenge.get("kind") == "code" and challenge.get("checks_source")
+    ]
 
 
 def spec_from_content(challenge: dict[str, Any], version: str) -> CodeChallengeSpec:

@@ -12,8 +12,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, prefetch_related_objects
+from django.http import HttpRequest
 from django.utils import timezone
 
+from grading.challenges import Access
+from lti_tool.sessions import SESSION_KEY
 from quizzes import services
 from quizzes.models import Accommodation, Answer, Attempt, CodeAnswer, Placement, QuestionState
 
@@ -24,6 +27,32 @@ if TYPE_CHECKING:
 def feedback_visible(attempt: Attempt) -> bool:
     """Whether the student may see if an answer was correct (exam: only after the attempt closed)."""
     return attempt.placement.rules.get("feedback", "immediate") == "immediate" or attempt.is_finished
+
+
+def submission_access(request: HttpRequest, submission: Any) -> Access:
+    """What grading's status endpoint shows this browser session of a code submission (registered with grading in
+    QuizzesConfig.ready()): "full" for an instructor launch of the course it was made in (a quiz answer's course,
+    else any course its student belongs to) and for its student unless the quiz holds results back ("progress"),
+    None (a 404) for anyone else."""
+    from lti_tool.models import Membership
+
+    if submission.lti_user_id is None:
+        return None
+    launches = list(request.session.get(SESSION_KEY, {}).values())
+    staff_contexts = [launch.get("context_pk") for launch in launches if launch.get("is_staff")]
+    answer = CodeAnswer.objects.filter(submission_id=submission.pk).select_related(
+        "state__attempt__placement__resource_link"
+    ).first()
+    if staff_contexts:
+        # A student in two courses of one registration: a quiz answer is for the staff of its own course only.
+        if answer is not None:
+            if answer.state.attempt.placement.resource_link.context_id in staff_contexts:
+                return "full"
+        elif Membership.objects.filter(context_id__in=staff_contexts, lti_user_id=submission.lti_user_id).exists():
+            return "full"
+    if any(launch.get("lti_user_pk") == submission.lti_user_id for launch in launches):
+        return "full" if answer is None or feedback_visible(answer.state.attempt) else "progress"
+    return None
 
 
 def _being_graded(state: QuestionState) -> bool:

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import logging
 import uuid as uuid_module
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from config import metrics
+from grading import services as grading
 from quizzes import content
 from quizzes.models import (
     Accommodation,
@@ -624,11 +626,7 @@ def take_hint(attempt: Attempt, slug: str, *, now: datetime | None = None) -> Qu
 def submit_code(attempt: Attempt, slug: str, code: str, *, now: datetime | None = None) -> CodeAnswer:
     """Submit code for a code challenge: uses an attempt and queues grading (after commit, by the grading app)."""
     now = now or timezone.now()
-    if not isinstance(code, str) or not code.strip():
-        raise InvalidInput("The code is empty.")
-    limit = settings.GRADING_CODE_LIMIT_BYTES
-    if len(code.encode("utf-8")) > limit:
-        raise InvalidInput(f"The code is larger than {limit // 1024} KiB.")
+    _grading_call(grading.check_code, code)
     refusal: QuizError | None = None
     with transaction.atomic():
         attempt = _lock_attempt(attempt)
@@ -652,7 +650,8 @@ def submit_code(attempt: Attempt, slug: str, code: str, *, now: datetime | None 
                 raise Refused("No attempts left for this challenge.")
             if state.pk in _pending_state_ids(attempt):
                 raise Refused("Your previous submission is still being graded; wait for its result.")
-            submission = _grading_submit(
+            submission = _grading_call(
+                grading.submit_code,
                 challenge_slug=slug, code=code, challenge_version=placement.challenge_set.version,
                 lti_user=attempt.lti_user,
             )
@@ -667,15 +666,10 @@ def submit_code(attempt: Attempt, slug: str, code: str, *, now: datetime | None 
     return code_answer
 
 
-def _grading_submit(**kwargs: Any) -> Any:
+def _grading_call(verb: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A grading verb whose refusal (ValidationError) is the student's input error (a 4xx with its message)."""
     try:
-        from grading.services import submit_code as grading_submit_code
-    except ImportError as exc:  # the grading app is not deployed with this build
-        raise QuizError("Code grading is not available right now.") from exc
-    from django.core.exceptions import ValidationError
-
-    try:
-        return grading_submit_code(**kwargs)
+        return verb(*args, **kwargs)
     except ValidationError as exc:
         raise InvalidInput(" ".join(exc.messages)) from exc
 

@@ -72,6 +72,7 @@ def test_submit_code_stores_first_and_queues_on_commit_on_the_gpu_queue(broker, 
         pytest.param("resnet-block-stride", "   \n", "empty", id="blank"),
         pytest.param("resnet-block-stride", "x" * (65_536 + 1), "larger than 64 KiB", id="too-large"),
         pytest.param("resnet-block-stride", "a = 1\x00", "NUL", id="nul"),
+        pytest.param("resnet-block-stride", "a = '\ud800'", "not text", id="lone-surrogate"),
         pytest.param("no-such-challenge", "x = 1", "Unknown code challenge", id="unknown-slug"),
         pytest.param("resnet-" + "x" * 200, "x = 1", "Unknown code challenge", id="huge-slug"),
     ],
@@ -81,6 +82,37 @@ def test_bad_submissions_are_refused_and_nothing_is_stored(broker, slug, code, m
         services.submit_code(challenge_slug=slug, code=code)
     assert CodeSubmission.objects.count() == 0
     assert queued_ids(broker) == []
+
+
+@pytest.fixture
+def other_app_challenges(monkeypatch):
+    """grading with challenges registered by an app other than quizzes (its registration is restored after)."""
+    from types import SimpleNamespace
+
+    from grading import challenges
+
+    for name in ("_get", "_current", "_access"):
+        monkeypatch.setattr(challenges, name, getattr(challenges, name))
+    known = SimpleNamespace(slug="elsewhere", version="v7", points=3.0, checks_source="", solution_source="",
+                            timeout_s=5.0)
+
+    def get(slug, version):
+        if slug != known.slug or version not in {None, known.version}:
+            raise challenges.ChallengeNotFound(slug)
+        return known
+
+    challenges.register(get=get, current=lambda: [known], access=lambda request, submission: None)
+    return known
+
+
+@pytest.mark.django_db
+def test_grading_takes_its_challenges_from_whichever_app_registered_them(broker, other_app_challenges):
+    submission = services.submit_code(challenge_slug="elsewhere", code="x = 1\n")
+
+    assert (submission.challenge_slug, submission.challenge_version) == ("elsewhere", "v7")
+    with pytest.raises(ValidationError, match="Unknown code challenge"):
+        services.submit_code(challenge_slug="resnet-block-stride", code="x = 1\n")  # quizzes' own: not registered
+    assert CodeSubmission.objects.count() == 1
 
 
 @pytest.mark.django_db

@@ -211,6 +211,16 @@ def test_the_code_form_refuses_a_choice_question_and_empty_code():
     assert not CodeSubmission.objects.exists()
 
 
+@pytest.mark.parametrize("code", ["a = '\ud800'\n", "a = 1\x00\n"], ids=["lone-surrogate", "nul"])
+def test_code_no_database_can_store_is_refused_and_uses_no_attempt(code):
+    """The one validation grading does (quizzes used its own copy, which crashed on a lone surrogate)."""
+    placement, _, attempt = _start()
+    with pytest.raises(services.InvalidInput, match="NUL or another character that is not text"):
+        services.submit_code(attempt, BLOCK, code)
+    assert not CodeSubmission.objects.exists()
+    assert QuestionState.objects.get(attempt=attempt, slug=BLOCK).attempts_used == 0
+
+
 def test_loss_curves_are_read_from_either_artifact_shape():
     from quizzes.queries import grad_norms, loss_curves
 

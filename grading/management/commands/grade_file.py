@@ -24,9 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
 
     def handle(self, *args, slug: str, file: str, set_version: str | None, json: bool, **options):
+        from grading.challenges import ChallengeNotFound, get_challenge
         from grading.pool import reset_pool
-        from grading.services import grade_submission_now
-        from quizzes.content import ChallengeNotFound, get_code_challenge
+        from grading.services import check_code, grade_submission_now
 
         path = Path(file)
         if not path.is_file():
@@ -35,12 +35,13 @@ class Command(BaseCommand):
         if len(raw) > settings.GRADING_CODE_LIMIT_BYTES:
             raise CommandError(f"the file is larger than {settings.GRADING_CODE_LIMIT_BYTES} bytes")
         try:
-            spec = get_code_challenge(slug, set_version)
+            spec = get_challenge(slug, set_version)
         except ChallengeNotFound as exc:
             raise CommandError(str(exc)) from exc
-        code = raw.decode("utf-8", errors="replace")
-        if not code.strip() or "\x00" in code:
-            raise CommandError("the file is empty or not text")
+        try:
+            code = check_code(raw.decode("utf-8", errors="replace"))
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
         # Stored like any submission (no student), then graded here, synchronously, through the same path.
         submission = CodeSubmission.objects.create(challenge_slug=spec.slug, challenge_version=spec.version, code=code)
         try:

@@ -45,18 +45,21 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
 
     def handle(self, *args, challenge: str, runs: int, burst: int, concurrency: int, json: bool, **options):
+        from grading.challenges import ChallengeNotFound, get_challenge
         from grading.judging import load_suite
         from grading.pool import get_pool, reset_pool
         from grading.sandbox import SandboxConfig, SandboxUnavailable, check_available
         from grading.services import grade_submission_now, reference_measurements
-        from quizzes.content import get_code_challenge
 
         cfg = SandboxConfig.from_settings()
         try:
             check_available(cfg)
         except SandboxUnavailable as exc:
             raise CommandError(str(exc)) from exc
-        spec = get_code_challenge(challenge)
+        try:
+            spec = get_challenge(challenge)
+        except ChallengeNotFound as exc:
+            raise CommandError(str(exc)) from exc
         suite = load_suite(spec.checks_source)
         out: dict = {"challenge": spec.slug, "device": cfg.device, "sandbox": cfg.mode, "pool_size": 0,
                      "cpu_count": os.cpu_count(), "burst": burst, "concurrency": max(1, concurrency)}
