@@ -14,14 +14,14 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from config.metrics import LAUNCHES, LAUNCHES_REFUSED
-from lti_tool import dynreg, keys, seam, services
+from lti_tool import dynreg, keys, seam, services, targets
 from lti_tool import validation as v
 from lti_tool.gradebook import services as gradebook
 from lti_tool.ratelimit import rate_limited
@@ -63,14 +63,6 @@ def refuse(request: HttpRequest, exc: LaunchRefused, *, stage: str = "launch") -
 def _params(request: HttpRequest) -> dict[str, str]:
     data = request.GET if request.method == "GET" else request.POST
     return {k: data.get(k, "")[:MAX_PARAM_CHARS] for k in (*LOGIN_PARAMS, "lti_storage_target", NEW_WINDOW_PARAM)}
-
-
-def _reverse_or_path(name: str, path: str, **kwargs: object) -> str:
-    """The URL of another app's page; the literal path when that app has not defined the name (yet)."""
-    try:
-        return reverse(name, kwargs=kwargs)
-    except NoReverseMatch:
-        return path
 
 
 def _redirect(url: str, status: int = 302) -> HttpResponse:
@@ -176,8 +168,7 @@ def launch(request: HttpRequest) -> HttpResponse:
     )
     if validated.message_type == v.DEEP_LINKING_REQUEST:
         launch_id = services.remember_deep_link(request, synced, validated.claims)
-        return _redirect(_reverse_or_path("quizzes:deep_link", f"/deep-link/{launch_id}/", launch_id=launch_id),
-                        status=303)
+        return _redirect(targets.url("deep_link", launch_id=launch_id), status=303)
     assert synced.resource_link is not None
     remember_launch(request, synced.info)
     if synced.info.is_staff:
@@ -185,14 +176,9 @@ def launch(request: HttpRequest) -> HttpResponse:
     rl_pk = synced.resource_link.pk
     if validated.message_type == v.SUBMISSION_REVIEW_REQUEST:
         assert synced.for_user is not None
-        url = _reverse_or_path(
-            "quizzes:review",
-            f"/review/{rl_pk}/{synced.for_user.pk}/",
-            resource_link_pk=rl_pk,
-            lti_user_pk=synced.for_user.pk,
-        )
+        url = targets.url("submission_review", resource_link_pk=rl_pk, lti_user_pk=synced.for_user.pk)
     else:
-        url = _reverse_or_path("quizzes:launch", f"/launch/{rl_pk}/", resource_link_pk=rl_pk)
+        url = targets.url("resource_link", resource_link_pk=rl_pk)
     return _redirect(url, status=303)
 
 

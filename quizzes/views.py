@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -128,17 +128,7 @@ def _question_url(resource_link_pk: int, slug: str) -> str:
 
 
 def _gradebook_url(resource_link_pk: int) -> str:
-    try:
-        return reverse("lti_tool:gradebook_status", kwargs={"resource_link_pk": resource_link_pk})
-    except NoReverseMatch:
-        return ""
-
-
-def _grading_status_url(submission_id: Any) -> str:
-    try:
-        return reverse("grading:status", kwargs={"submission_id": submission_id})
-    except NoReverseMatch:
-        return ""
+    return reverse("lti_tool:gradebook_status", kwargs={"resource_link_pk": resource_link_pk})
 
 
 # --- Entry points -----------------------------------------------------------------------------------------------
@@ -340,7 +330,8 @@ def _render_question(
                 "answer": code_answer,
                 "submission": submission,
                 "show_result": show_result,
-                "status_url": _grading_status_url(submission.pk) if code_answer.is_pending else "",
+                "status_url": reverse("grading:status", kwargs={"submission_id": submission.pk})
+                if code_answer.is_pending else "",
                 "curves": queries.loss_curves(submission.artifacts) if show_result else None,
                 "norms": queries.grad_norms(submission.artifacts) if show_result else None,
             }

@@ -156,6 +156,22 @@ def test_submission_review_launch(client, platform):
     assert info.is_staff and info.lti_user_pk == LtiUser.objects.get(sub="teacher").pk
 
 
+def test_a_launch_lands_on_the_page_the_serving_app_registered(client, platform, monkeypatch):
+    """lti_tool knows no other app's URLs: quizzes registers where each kind of launch goes (here: elsewhere)."""
+    from django.urls import reverse
+
+    from lti_tool import targets
+
+    monkeypatch.setattr(targets, "_registered", targets.LaunchTargets(
+        resource_link="quizzes:player", deep_link="quizzes:deep_link", submission_review="quizzes:student"
+    ))
+    response = platform.full_launch(client)
+
+    link = ResourceLink.objects.get()
+    assert response.status_code == 303
+    assert response["Location"] == reverse("quizzes:player", kwargs={"resource_link_pk": link.pk})
+
+
 def test_login_redirects_to_the_platform(client, platform):
     for method in ("get", "post"):
         response = getattr(client, method)(
