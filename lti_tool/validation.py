@@ -9,7 +9,6 @@ and a hint for the LMS administrator. Nothing here writes to the database except
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -423,8 +422,3 @@ def check_deployment_status(deployment: Deployment) -> None:
         status=403,
         admin_hint=f"Deployment {deployment_id!r} is disabled in the tool's admin.",
     )
-
-
-def claims_digest(claims: dict[str, Any]) -> str:
-    """A short stable digest of claims, for logs."""
-    return hashlib.sha256(json.dumps(claims, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -629,18 +629,12 @@ def accommodation(
     )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @require_GET
 @launch_required
 @staff_required
 def export_csv(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement) -> HttpResponse:
     """Results as CSV: one row per student attempt and challenge."""
-    writer = csv.writer(_Echo())
-    body = "".join(writer.writerow(row) for row in queries.csv_rows(placement))
-    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    csv.writer(response).writerows(queries.csv_rows(placement))
     response["Content-Disposition"] = f'attachment; filename="results-{resource_link_pk}.csv"'
     return response

@@ -125,11 +125,6 @@ def percent(value: Any) -> str:
     return "–" if value is None else f"{value * 100:.0f}%"
 
 
-@register.filter
-def get_item(mapping: Any, key: Any) -> Any:
-    return mapping.get(key) if isinstance(mapping, dict) else None
-
-
 @register.inclusion_tag("quizzes/_loss_chart.html")
 def loss_chart(
     curves: dict[str, list[float]] | None, norms: dict[str, float] | None = None, width: int = 600, height: int = 300
