@@ -68,9 +68,16 @@ def test_a_reference_solution_submitted_in_the_player_is_graded_by_the_worker_an
     graded_page = session.get(question.url, timeout=30)
     assert "data-status-url" not in graded_page.text and "2.00</strong> of 2 points" in graded_page.text
 
-    result = _wait_for(lambda: dev_lms.result(user="student3"), worker, timeout=60)
-    assert result["grading_progress"] == "FullyGraded"
-    assert result["score_given"] == pytest.approx(100 * 2 / 13, rel=1e-3)
+    # Canvas gets the grade when the student finishes (mid-attempt it hears of progress only).
+    finished = post(session.get(page.url, timeout=30), "/finish/")
+    assert finished.status_code == 200
+
+    def graded():
+        result = dev_lms.result(user="student3")
+        return result if result and result["grading_progress"] == "FullyGraded" else None
+
+    result = _wait_for(graded, worker, timeout=60)
+    assert result["score_given"] == pytest.approx(100 * 2 / 13, rel=1e-3) and result["attempt"] == 1
 
 
 def test_a_nul_character_in_the_error_of_submitted_code_is_shown_to_the_student_at_once(dev_lms, worker):
