@@ -97,6 +97,8 @@ MIDDLEWARE = [
     "lti_tool.middleware.LtiFrameMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The tool's own pages for expected errors (oversized body, unknown URL, locked database...), DEBUG or not.
+    "config.errors.ExpectedErrorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -208,6 +210,7 @@ STORAGES = {
 # Bounded input everywhere: no request body beyond 1 MB, no more than 200 form fields.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1_048_576)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 
 # --- LTI --------------------------------------------------------------------------------------------------------
 # Dynamic Registration policy. "open": any platform may register and is active at once (development default).

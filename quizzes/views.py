@@ -369,6 +369,8 @@ def _post_guard(request: HttpRequest, placement: Placement, launch: LaunchInfo, 
     if slug not in placement.challenge_slugs:
         raise services.NotFound("That challenge is not part of this activity.")
     return _posted_attempt(request, placement, launch)
+            "code_limit_bytes": settings.GRADING_CODE_LIMIT_BYTES,
+            "code_limit_kib": settings.GRADING_CODE_LIMIT_BYTES // 1024,
 
 
 class _TooLarge(Exception):

@@ -1,0 +1,132 @@
+"""The tool's own pages for expected errors, in every mode.
+
+With DEBUG on (the demo, development) Django answers an unknown URL, a failed CSRF check, an oversized body, a bad
+Host header or an exception in a view with its technical pages: they list every setting and a traceback, inside the
+LMS iframe, to a student. Expected errors are not bugs: they get a short page saying what happened, with the right
+status, whatever DEBUG says. Genuine bugs still reach Django's 500 handling (the traceback in development).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import OperationalError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
+
+from quizzes.views import error_page
+
+logger = logging.getLogger(__name__)
+# Form bodies are parsed before the view (CSRF reads request.POST); this type is parsed from the cached body, so
+# parsing it early changes nothing for the view.
+_FORM = "application/x-www-form-urlencoded"
+
+
+def too_large(request: HttpRequest) -> HttpResponse:
+    limit_kib = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
+    code_kib = settings.GRADING_CODE_LIMIT_BYTES // 1024
+    return error_page(
+        request,
+        f"What you sent is too large: this tool accepts at most {limit_kib} KiB in one form (code answers: at most "
+        f"{code_kib} KiB). Nothing was stored; go back, shorten it and send it again.",
+        413,
+    )
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_page(request, "The request could not be understood; nothing was stored.", 400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_page(request, "You are not allowed to see this page.", 403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_page(request, "There is no page at this address.", 404, title="Not found")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return error_page(request, "Something went wrong on our side; it has been logged. Try again in a moment.", 500)
+
+
+def busy(request: HttpRequest) -> HttpResponse:
+    message = "The tool is busy or its database is unavailable. Nothing was lost; try again in a moment."
+    response = error_page(request, message, 503, title="Busy")
+    response["Retry-After"] = "5"
+    return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: usually an old page (the session expired) or cookies blocked in the LMS iframe."""
+    logger.warning("CSRF failure", extra={"reason": reason, "path": request.path})
+    return error_page(
+        request,
+        "This form has expired or your browser did not send its cookie. Nothing was stored: reload the page (or "
+        "launch the activity again from your course) and send it again.",
+        403,
+        title="Form expired",
+    )
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # Django itself ignores a malformed Content-Length and reads no body
+
+
+def _unknown_url(request: HttpRequest) -> bool:
+    try:
+        resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return True
+    return False
+
+
+class ExpectedErrorsMiddleware:
+    """Answer expected errors with the tool's pages before Django's DEBUG pages can: a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE (413, checked before CSRF parses it), too many form fields, a Host not allowed,
+    an unknown URL (404), and exceptions views raise for refusals (Http404, PermissionDenied, SuspiciousOperation,
+    and OperationalError: a locked or unavailable database, 503).
+
+    Sits inside LtiFrameMiddleware (its pages need the LMS frame-ancestors) and outside CommonMiddleware (whose
+    APPEND_SLASH redirect must still turn a 404 into a redirect before the 404 page is chosen).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return too_large(request)
+        try:
+            request.get_host()
+            if request.method == "POST" and request.content_type == _FORM:
+                request.POST  # noqa: B018 - raises TooManyFieldsSent here rather than in CSRF's process_view
+        except SuspiciousOperation as exc:
+            return self.process_exception(request, exc)
+        response = self.get_response(request)
+        if response.status_code == 404 and _unknown_url(request):
+            return page_not_found(request)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, Http404):
+            return page_not_found(request, exception)
+        if isinstance(exception, PermissionDenied):
+            return permission_denied(request, exception)
+        if isinstance(exception, RequestDataTooBig):
+            return too_large(request)
+        if isinstance(exception, SuspiciousOperation):
+            # DisallowedHost and friends: logged where Django logs them, on the security logger.
+            logging.getLogger(f"django.security.{type(exception).__name__}").warning(str(exception))
+            if isinstance(exception, DisallowedHost):
+                return error_page(request, "This tool is not served at that host name.", 400)
+            return bad_request(request, exception)
+        if isinstance(exception, OperationalError):
+            logger.error("database unavailable", exc_info=exception, extra={"path": request.path})
+            return busy(request)
+        return None
