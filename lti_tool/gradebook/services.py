@@ -371,9 +371,9 @@ def _teacher_grade_in_lms(row: ScoreUpdate, earlier: ScoreUpdate) -> str | None:
             _registration_of(resource_link), row.line_item.url, row.lti_user.sub, (ags.SCOPE_RESULT_READONLY,)
         )
     except ags.ServiceError as exc:
-        if exc.retryable:
-            raise
-        return None  # results are not readable here: send as before
+        if exc.retryable and (exc.status_code is None or exc.status_code >= 500 or exc.status_code == 429):
+            raise  # the LMS is down or busy: the score would not get through now either
+        return None  # results are not readable here (scope not granted, refused): send as before
     lms_score = _float_or_none((result or {}).get("resultScore"))
     if lms_score is None or earlier.score_given is None or _same_score(lms_score, result or {}, earlier):
         return None

@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from lti_tool.devlms.models import Course, Enrollment, Person, Score
+from lti_tool.devlms.models import Course, Enrollment, Person, Score, Tool
 from lti_tool.gradebook import ags, nrps, services
 from lti_tool.gradebook.models import ScoreUpdate
 from lti_tool.models import LtiUser, Membership, ResourceLink
@@ -242,3 +242,20 @@ def test_moodle_gets_no_canvas_extension(dev_lms):
     record(link, student, 3.0, submitted_at=timezone.now())
     assert deliver() == {State.DELIVERED: 1}
     assert EXT not in dev_lms.scores(user="student1")[0]["payload"]
+
+
+def test_an_lms_that_lets_the_tool_read_no_results_still_gets_every_grade(dev_lms):
+    """The results scope refused at the token endpoint: the tool cannot tell a hand edit, so it sends as before."""
+    _, student = canvas_student(dev_lms)
+    link = ResourceLink.objects.get()
+    link.context.ags_scopes = []  # the launch did not say which scopes were granted
+    link.context.save(update_fields=["ags_scopes"])
+    tool = Tool.objects.get()
+    tool.scopes = " ".join(s for s in tool.scope_list if not s.endswith("result.readonly"))
+    tool.save(update_fields=["scopes"])
+    record(link, student, 3.0, submitted_at=timezone.now())
+    record(link, student, 4.0, submitted_at=timezone.now())
+    deliver()
+    record(link, student, 5.0, submitted_at=timezone.now())
+    assert deliver() == {State.DELIVERED: 1}
+    assert dev_lms.result(user="student1")["score_given"] == pytest.approx(100.0)
