@@ -33,10 +33,8 @@ from lti_tool.models import Deployment, Registration
 from lti_tool.validation import LaunchRefused
 
 STATE_CACHE_PREFIX = "lti:state:"
-LAUNCH_CACHE_PREFIX = "lti:launch:"
 # A login must turn into a launch within this time (pylti1p3's state cookie lives 5 minutes).
 LOGIN_STATE_TTL_S = 600
-LAUNCH_DATA_TTL_S = 86400
 STATE_COOKIE_PREFIX = "lti1p3-"
 MAX_STATE_CHARS = 200
 # Used nonces are kept until their tokens expire; about one launch in a hundred sweeps the expired rows.
@@ -286,7 +284,6 @@ def validate_launch(request: HttpRequest, *, tool_netlocs: set[str]) -> Validate
     deployment_id = claims[validation.C_DEPLOYMENT_ID]
     deployment = validation.check_deployment(verified.registration, deployment_id)
     launch_id = uuid.uuid4().hex
-    cache.set(LAUNCH_CACHE_PREFIX + launch_id, claims, LAUNCH_DATA_TTL_S)
     if random.random() < NONCE_PURGE_PROBABILITY:
         validation.purge_used_nonces()
     return ValidatedLaunch(
@@ -297,11 +294,6 @@ def validate_launch(request: HttpRequest, *, tool_netlocs: set[str]) -> Validate
         deployment=deployment,
         deployment_id=deployment_id,
     )
-
-
-def launch_claims(launch_id: str) -> dict[str, Any] | None:
-    """The claims of a validated launch (cached for a day), or None."""
-    return cache.get(LAUNCH_CACHE_PREFIX + launch_id)
 
 
 # --- Deep linking response --------------------------------------------------------------------------------------------

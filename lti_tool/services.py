@@ -227,6 +227,7 @@ def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
         is_staff=is_staff,
         is_learner=is_learner,
         custom=_custom(claims.get(v.C_CUSTOM)),
+        for_user_sub=for_user.sub if for_user is not None else None,
     )
     return SyncedLaunch(
         info=info,

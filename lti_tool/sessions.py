@@ -35,6 +35,10 @@ class LaunchInfo:
     is_staff: bool = False
     is_learner: bool = False
     custom: dict[str, Any] = field(default_factory=dict)
+    # A submission review: the `sub` of the student its signed for_user claim names. The platform vouches that this
+    # student's work in the launched course is to be reviewed, even when they never launched the tool themselves
+    # (Moodle sends only their user_id). Kept with the launch, so it lasts exactly as long as the launch does.
+    for_user_sub: str | None = None
 
     @property
     def is_instructor(self) -> bool:
@@ -80,18 +84,3 @@ def launch_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
         return view(request, *args, resource_link_pk=resource_link_pk, launch=info, **kwargs)
 
     return wrapper
-
-
-def reviewed_user_sub(launch: LaunchInfo) -> str | None:
-    """The `sub` of the student a submission-review launch is about (its signed for_user claim), else None.
-
-    The platform vouches that this student's work in the launched course is to be reviewed, even when they never
-    launched the tool themselves (Moodle sends only their user_id).
-    """
-    from lti_tool import seam, validation
-
-    if launch.message_type != validation.SUBMISSION_REVIEW_REQUEST:
-        return None
-    for_user = (seam.launch_claims(launch.launch_id) or {}).get(validation.C_FOR_USER)
-    user_id = for_user.get("user_id") if isinstance(for_user, dict) else None
-    return user_id if isinstance(user_id, str) and user_id else None

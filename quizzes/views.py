@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lti_tool.models import LtiUser, ResourceLink
-from lti_tool.sessions import LaunchInfo, launch_required, reviewed_user_sub
+from lti_tool.sessions import LaunchInfo, launch_required
 from quizzes import content, queries, services
 from quizzes.models import Attempt, Placement, QuestionState
 from quizzes.services import QuizError
@@ -99,7 +99,7 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
                 placement,
                 kwargs.pop("lti_user_pk"),
                 registration_pk=launch.registration_pk,
-                vouched_sub=reviewed_user_sub(launch),
+                vouched_sub=launch.for_user_sub,
             )
             if kwargs["student"] is None:
                 return error_page(request, "There is no such student in this course.", 404)

@@ -82,3 +82,17 @@ def test_a_submission_review_opens_only_the_student_it_names(dev_lms):
     for path in (f"/review/{rl_pk}/{outsider.pk}/", f"/p/{rl_pk}/instructor/students/{outsider.pk}/"):
         page = review.session.get(dev_lms.base_url + path, timeout=30)
         assert page.status_code == 404 and outsider.email not in page.text
+
+
+def test_a_submission_review_keeps_its_student_while_the_launch_lasts_even_when_the_cache_is_emptied(dev_lms):
+    """The for_user a review launch vouches for is kept with the launch in the session, not in a cache entry that a
+    Redis restart or eviction (or 24 hours) would lose while the instructor still has the page open."""
+    from django.core.cache import cache
+
+    dev_lms.register_tool(style="moodle")
+    review = dev_lms.launch(user="instructor1", message_type="LtiSubmissionReviewRequest", for_user="student5")
+    assert review.response.status_code == 200 and "/review/" in review.response.url
+    cache.clear()
+
+    page = review.session.get(review.response.url, timeout=30)
+    assert page.status_code == 200 and "No attempts yet." in page.text
