@@ -358,6 +358,8 @@ def _render_question(
             "curves": curves,
             "error": error,
             "clock_url": reverse("quizzes:clock", kwargs={"resource_link_pk": resource_link_pk, "slug": state.slug}),
+            "code_limit_bytes": settings.GRADING_CODE_LIMIT_BYTES,
+            "code_limit_kib": settings.GRADING_CODE_LIMIT_BYTES // 1024,
         },
         status=status,
     )
@@ -369,8 +371,6 @@ def _post_guard(request: HttpRequest, placement: Placement, launch: LaunchInfo, 
     if slug not in placement.challenge_slugs:
         raise services.NotFound("That challenge is not part of this activity.")
     return _posted_attempt(request, placement, launch)
-            "code_limit_bytes": settings.GRADING_CODE_LIMIT_BYTES,
-            "code_limit_kib": settings.GRADING_CODE_LIMIT_BYTES // 1024,
 
 
 class _TooLarge(Exception):
