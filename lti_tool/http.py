@@ -46,9 +46,15 @@ class PlatformAddressRefused(FetchError):
     """
 
     def __init__(self, host: str, address: str) -> None:
+        # The address stays out of the message (an anonymous caller would learn what internal names resolve to);
+        # IT finds it in the log.
         super().__init__(
-            f"{host[:200]} resolves to {address}, which is not a public internet address; the tool connects to "
-            "such addresses only when its IT allows it (LTI_ALLOW_PRIVATE_PLATFORM_URLS)."
+            f"{host[:200]} is not on the public internet; the tool connects to such addresses only when its IT "
+            "allows it (LTI_ALLOW_PRIVATE_PLATFORM_URLS)."
+        )
+        logger.warning(
+            "Platform URL refused: not a public address",
+            extra={"event": "platform_address_refused", "host": host[:200], "address": address},
         )
         self.host = host
         self.address = address

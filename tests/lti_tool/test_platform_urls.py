@@ -159,6 +159,8 @@ def test_a_name_with_any_private_address_is_refused(client, connections, dns):
     response = register(client, "https://lms.example.edu/openid-configuration")
     assert response.status_code == 400
     assert "platform_address_refused" in response.content.decode()
+    # An anonymous caller must not learn what an internal name resolves to.
+    assert "10.1.2.3" not in response.content.decode()
     assert connections == []
 
 
