@@ -60,8 +60,8 @@ def busy(request: HttpRequest) -> HttpResponse:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    """CSRF_FAILURE_VIEW: usually an old page (the session expired) or cookies blocked in the LMS iframe."""
-    logger.warning("CSRF failure", extra={"reason": reason, "path": request.path})
+    """CSRF_FAILURE_VIEW: usually an old page (the session expired) or cookies blocked in the LMS iframe. Django has
+    logged the reason on django.security.csrf."""
     return error_page(
         request,
         "This form has expired or your browser did not send its cookie. Nothing was stored: reload the page (or "

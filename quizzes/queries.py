@@ -6,6 +6,7 @@ only appear in a question's view model once the rules allow them to be revealed.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -160,7 +161,7 @@ def question_view(
     challenge = placement.challenge_set.challenge(state.slug) or {}
     if accommodation is _UNSET:
         accommodation = Accommodation.objects.filter(placement=placement, lti_user_id=attempt.lti_user_id).first()
-    extra = accommodation.extra_attempts if accommodation else 0
+    extra = (accommodation.extra_attempts if accommodation else 0) + state.extra_attempts
     allowed = services.attempts_allowed(placement.rules, challenge, extra)
     left = None if allowed is None else max(0, allowed - state.attempts_used)
     prefetch_related_objects([state], *_ANSWER_PREFETCHES)  # nothing to do where question_views loaded them
@@ -477,3 +478,40 @@ def grad_norms(artifacts: dict[str, Any] | None) -> dict[str, float] | None:
         return {name: float(norms[name]) for name in ("plain", "residual")}
     except (KeyError, TypeError, ValueError):
         return None
+
+
+# --- Audit trail ------------------------------------------------------------------------------------------------
+
+
+def audit_entries(placement: Placement) -> Any:
+    """The placement's audit rows, newest first, with the attempt's number at hand."""
+    return placement.audit_entries.select_related("attempt").order_by("-created_at", "-pk")
+
+
+AUDIT_CSV_HEADER = [
+    "when", "action", "by", "by_lti_sub", "student", "student_lti_sub", "attempt", "challenge", "before", "after",
+    "note",
+]
+
+
+def audit_csv_rows(placement: Placement) -> list[list[Any]]:
+    """One row per audit entry, oldest first; before/after as JSON text."""
+    rows: list[list[Any]] = [AUDIT_CSV_HEADER]
+    entries = placement.audit_entries.select_related("attempt", "actor", "student").order_by("created_at", "pk")
+    for entry in entries:
+        rows.append(
+            [
+                entry.created_at.isoformat(),
+                entry.action,
+                _csv_safe(entry.actor_name),
+                _csv_safe(entry.actor.sub if entry.actor else ""),
+                _csv_safe(entry.student_name),
+                _csv_safe(entry.student.sub if entry.student else ""),
+                entry.attempt.number if entry.attempt else "",
+                entry.slug,
+                _csv_safe(json.dumps(entry.before, sort_keys=True)),
+                _csv_safe(json.dumps(entry.after, sort_keys=True)),
+                _csv_safe(entry.note),
+            ]
+        )
+    return rows

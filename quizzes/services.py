@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from config import metrics
 from grading import services as grading
-from quizzes import content
+from quizzes import audit, content
 from quizzes.models import (
     Accommodation,
     Answer,
@@ -153,14 +153,19 @@ def _question_deadline(
     timer = placement.rules.get("timer")
     if timer == "per_question" and state.first_shown_at is not None:
         limit = _challenge(placement, state.slug)["time_limit_s"]
-        return state.first_shown_at + timedelta(seconds=limit * multiplier)
+        return state.first_shown_at + timedelta(seconds=limit * multiplier + state.extra_time_s)
     if timer == "whole_set":
-        return attempt.started_at + timedelta(seconds=_set_time_limit(placement) * multiplier)
+        return set_closes_at(placement, attempt, multiplier)
     return None
 
 
 def _slide_idle_close(placement: Placement, attempt: Attempt, states: list[QuestionState], now: datetime) -> None:
     """Per-question timers: the attempt closes after `abandon_after_s` without activity or a running clock."""
+def set_closes_at(placement: Placement, attempt: Attempt, multiplier: float) -> datetime:
+    """When a whole-set clock ends: the set's limit times the accommodation, plus time an instructor added."""
+    return attempt.started_at + timedelta(seconds=_set_time_limit(placement) * multiplier + attempt.extra_time_s)
+
+
     if placement.rules.get("timer") == "whole_set":
         return
     idle = placement.rules.get("abandon_after_s")
@@ -325,8 +330,20 @@ def _find_draft(value: Any, registration_id: int) -> PlacementDraft | None:
     return draft
 
 
-def update_placement(placement: Placement, **choices: Any) -> Placement:
-    """Change a placement's challenges, mode or points; refused once anyone has started an attempt."""
+def _settings_snapshot(placement: Placement) -> dict[str, Any]:
+    return {
+        "title": placement.title,
+        "mode": placement.mode_slug,
+        "challenges": list(placement.challenge_slugs),
+        "points": placement.points,
+        "set_time_limit_s": placement.rules.get("set_time_limit_s"),
+    }
+
+
+def update_placement(
+    placement: Placement, *, actor: Any = None, now: datetime | None = None, **choices: Any
+) -> Placement:
+    """Change a placement's challenges, mode or points; refused once anyone has started an attempt. Audited."""
     with transaction.atomic():
         placement = Placement.objects.select_for_update().get(pk=placement.pk)
         if placement.attempts.exists():
@@ -341,9 +358,14 @@ def update_placement(placement: Placement, **choices: Any) -> Placement:
         return placement
 
 
+        before = _settings_snapshot(placement)
 # --- Attempts ---------------------------------------------------------------------------------------------------
 
 
+        audit.record(
+            placement, audit.Action.SETTINGS, actor=actor, now=now or timezone.now(),
+            before=before, after=_settings_snapshot(placement),
+        )
 def start_attempt(placement: Placement, lti_user: Any, *, now: datetime | None = None) -> Attempt:
     """The student's open attempt, or a new one (a restart only where the mode allows it)."""
     now = now or timezone.now()
@@ -454,8 +476,18 @@ def _finish(attempt: Attempt, states: list[QuestionState], now: datetime, reason
     _rescore(attempt, states, finished_now=True)
 
 
-def _rescore(attempt: Attempt, states: list[QuestionState], *, finished_now: bool = False, force: bool = False) -> None:
-    """Recompute the attempt's score and badge; in graded modes send a changed score to the gradebook."""
+def _rescore(
+    attempt: Attempt,
+    states: list[QuestionState],
+    *,
+    finished_now: bool = False,
+    force: bool = False,
+    overwrite_lms_grade: bool = False,
+) -> None:
+    """Recompute the attempt's score and badge; in graded modes send a changed score to the gradebook.
+
+    `overwrite_lms_grade`: an instructor's own change in the tool (an override) is their latest word, so it goes
+    even over a grade changed by hand in the LMS."""
     placement = attempt.placement
     old_score, old_badge = attempt.score, attempt.badge
     attempt.score = round(sum(s.points for s in states), 4)
@@ -469,17 +501,31 @@ def _rescore(attempt: Attempt, states: list[QuestionState], *, finished_now: boo
         return
     if _pending_state_ids(attempt):
         return  # sent once the code answer's grade arrives; never wipe an existing grade with "Pending"
-    _record_gradebook(attempt)
+    _record_gradebook(attempt, states, overwrite_lms_grade=overwrite_lms_grade)
 
 
-def _record_gradebook(attempt: Attempt) -> None:
+def gradebook_comment(attempt: Attempt, states: list[QuestionState]) -> str:
+    """The AGS `comment` (Canvas: a submission comment; Moodle: the grade's feedback): the total, the badge and the
+    instructor's comment on every question whose points they overrode."""
+    comment = f"{attempt.score:g} of {attempt.max_score:g} points"
+    if attempt.badge:
+        comment += f"; {attempt.badge}"
+    placement = attempt.placement
+    for state in states:
+        if state.override_points is not None and state.override_comment:
+            title = (placement.challenge_set.challenge(state.slug) or {}).get("title", state.slug)
+            comment += f"\n{title} ({state.points:g} of {state.max_points:g}): {state.override_comment}"
+    return comment
+
+
+def _record_gradebook(
+    attempt: Attempt, states: list[QuestionState], *, overwrite_lms_grade: bool = False
+) -> None:
     from lti_tool.gradebook import services as gradebook
 
     placement = attempt.placement
     share = attempt.score / attempt.max_score if attempt.max_score else 0.0
-    comment = f"{attempt.score:g} of {attempt.max_score:g} points"
-    if attempt.badge:
-        comment += f"; {attempt.badge}"
+    comment = gradebook_comment(attempt, states)
     # submitted_at: when the student (or the clock) ended the attempt, None while it runs. The gradebook decides per
     # LMS what a score mid-attempt becomes (Canvas: progress only, no grade and no submission).
     gradebook.record_score(
@@ -525,6 +571,7 @@ def show_question(attempt: Attempt, slug: str, *, now: datetime | None = None) -
             return state
         placement = attempt.placement
         state.first_shown_at = now
+        overwrite_lms_grade=overwrite_lms_grade,
         multiplier = _time_multiplier(_accommodation(placement, attempt.lti_user_id))
         state.deadline = _question_deadline(placement, attempt, state, multiplier)
         state.save(update_fields=["first_shown_at", "deadline"])
@@ -571,7 +618,7 @@ def _apply_choice(
     attempt: Attempt, states: list[QuestionState], state: QuestionState, challenge: dict, choice: str, now: datetime
 ) -> Answer:
     placement = attempt.placement
-    extra = _extra_attempts(_accommodation(placement, attempt.lti_user_id))
+    extra = _extra_attempts(_accommodation(placement, attempt.lti_user_id)) + state.extra_attempts
     allowed = attempts_allowed(placement.rules, challenge, extra)
     if allowed is not None and state.attempts_used >= allowed:
         raise Refused("No attempts left for this question.")
@@ -582,7 +629,8 @@ def _apply_choice(
     )
     if correct:
         state.status = QuestionState.Status.CORRECT
-        state.points = earned_points(placement, state, state.attempts_used)
+        if state.override_points is None:  # an instructor's override stands until they remove it
+            state.points = earned_points(placement, state, state.attempts_used)
         state.finished_at = now
     elif allowed is not None and state.attempts_used >= allowed:
         state.status = QuestionState.Status.EXHAUSTED
@@ -644,7 +692,7 @@ def submit_code(attempt: Attempt, slug: str, code: str, *, now: datetime | None 
             refusal = Refused("This attempt is finished; nothing more can be submitted.")
         else:
             _require_open_question(attempt, state)
-            extra = _extra_attempts(_accommodation(placement, attempt.lti_user_id))
+            extra = _extra_attempts(_accommodation(placement, attempt.lti_user_id)) + state.extra_attempts
             allowed = attempts_allowed(placement.rules, challenge, extra)
             if allowed is not None and state.attempts_used >= allowed:
                 raise Refused("No attempts left for this challenge.")
@@ -691,9 +739,10 @@ def score_code_submission(sender: Any, submission: Any, **kwargs: Any) -> None:
         fraction = (submission.score or 0.0) / submission.max_score if submission.max_score else 0.0
         code_answer.points = earned_points(placement, state, code_answer.attempt_number, fraction)
         code_answer.save(update_fields=["points"])
-        state.points = max(state.points, code_answer.points)
+        if state.override_points is None:  # an instructor's override survives regrades until they remove it
+            state.points = max(state.points, code_answer.points)
         if state.is_open:
-            extra = _extra_attempts(_accommodation(placement, attempt.lti_user_id))
+            extra = _extra_attempts(_accommodation(placement, attempt.lti_user_id)) + state.extra_attempts
             allowed = attempts_allowed(placement.rules, _challenge(placement, state.slug), extra)
             grace = _grace(placement)
             if fraction >= 1.0 - 1e-9:
@@ -801,7 +850,7 @@ def grant_accommodation(
         for attempt in attempts:
             states = _states(attempt)
             if placement.rules.get("timer") == "whole_set":
-                attempt.closes_at = attempt.started_at + timedelta(seconds=_set_time_limit(placement) * time_multiplier)
+                attempt.closes_at = set_closes_at(placement, attempt, time_multiplier)
                 attempt.save(update_fields=["closes_at"])
             for state in states:
                 if state.is_open and state.deadline is not None:
@@ -834,6 +883,22 @@ def refresh_attempt(attempt: Attempt, *, now: datetime | None = None) -> Attempt
     if attempt.is_finished:
         return attempt
     with transaction.atomic():
+        audit.record(
+            placement, audit.Action.ACCOMMODATION, actor=granted_by, now=now, student=lti_user,
+            before=_accommodation_snapshot(_accommodation(placement, lti_user.pk)),
+            after={"time_multiplier": time_multiplier, "extra_attempts": extra_attempts, "note": note},
+            note=note,
+        )
         attempt = _lock_attempt(attempt)
         _settle(attempt, _states(attempt), now)
         return attempt
+def _accommodation_snapshot(accommodation: Accommodation | None) -> dict[str, Any]:
+    if accommodation is None:
+        return {"time_multiplier": 1.0, "extra_attempts": 0, "note": ""}
+    return {
+        "time_multiplier": accommodation.time_multiplier,
+        "extra_attempts": accommodation.extra_attempts,
+        "note": accommodation.note,
+    }
+
+
