@@ -140,6 +140,9 @@ class Attempt(models.Model):
     score = models.FloatField(default=0.0)
     max_score = models.FloatField(default=0.0)
     badge = models.CharField(max_length=100, blank=True)
+    # Seconds an instructor added to the whole-set clock (extend, reopen); kept apart so an accommodation's
+    # multiplier recomputes the clock without losing them.
+    extra_time_s = models.FloatField(default=0.0)
 
     class Meta:
         ordering = ["placement_id", "lti_user_id", "number"]
@@ -183,6 +186,13 @@ class QuestionState(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
     points = models.FloatField(default=0.0)
     max_points = models.FloatField(default=0.0)
+    # Granted by an instructor reopening this question (on top of the accommodation's extra attempts).
+    extra_attempts = models.PositiveIntegerField(default=0)
+    # Seconds an instructor added to this question's own clock by reopening it (per-question timers).
+    extra_time_s = models.FloatField(default=0.0)
+    # An instructor's points for this question: `points` holds them while set, and regrades leave them alone.
+    override_points = models.FloatField(null=True, blank=True)
+    override_comment = models.CharField(max_length=1000, blank=True)
 
     class Meta:
         ordering = ["attempt_id", "position"]
@@ -227,3 +237,46 @@ class CodeAnswer(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.points is None
+
+
+class AuditEntry(models.Model):
+    """One instructor action in a placement: who, when, what, and the state before and after (JSON)."""
+
+    class Action(models.TextChoices):
+        OVERRIDE_POINTS = "override_points", "Points overridden"
+        REMOVE_OVERRIDE = "remove_override", "Override removed"
+        REOPEN_QUESTION = "reopen_question", "Question reopened"
+        REOPEN_ATTEMPT = "reopen_attempt", "Attempt reopened"
+        EXTEND_ATTEMPT = "extend_attempt", "Attempt clock extended"
+        ACCOMMODATION = "accommodation", "Accommodation granted"
+        SETTINGS = "settings", "Settings changed"
+
+    placement = models.ForeignKey(Placement, on_delete=models.CASCADE, related_name="audit_entries")
+    # The rows outlive the people and attempts they name (a user removed from the tool keeps their name here).
+    actor = models.ForeignKey(
+        "lti_tool.LtiUser", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_name = models.CharField(max_length=300, blank=True)
+    student = models.ForeignKey(
+        "lti_tool.LtiUser", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    student_name = models.CharField(max_length=300, blank=True)
+    attempt = models.ForeignKey(Attempt, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    slug = models.CharField(max_length=100, blank=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor_name} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        """(field, before, after) for each field the action changed."""
+        keys = dict.fromkeys([*self.before, *self.after])
+        return [(k, self.before.get(k), self.after.get(k)) for k in keys if self.before.get(k) != self.after.get(k)]

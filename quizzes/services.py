@@ -159,13 +159,13 @@ def _question_deadline(
     return None
 
 
-def _slide_idle_close(placement: Placement, attempt: Attempt, states: list[QuestionState], now: datetime) -> None:
-    """Per-question timers: the attempt closes after `abandon_after_s` without activity or a running clock."""
 def set_closes_at(placement: Placement, attempt: Attempt, multiplier: float) -> datetime:
     """When a whole-set clock ends: the set's limit times the accommodation, plus time an instructor added."""
     return attempt.started_at + timedelta(seconds=_set_time_limit(placement) * multiplier + attempt.extra_time_s)
 
 
+def _slide_idle_close(placement: Placement, attempt: Attempt, states: list[QuestionState], now: datetime) -> None:
+    """Per-question timers: the attempt closes after `abandon_after_s` without activity or a running clock."""
     if placement.rules.get("timer") == "whole_set":
         return
     idle = placement.rules.get("abandon_after_s")
@@ -352,20 +352,20 @@ def update_placement(
         config = build_placement_config(**choices)
         if config["rules"].get("graded") and not placement.resource_link.can_be_graded:
             raise InvalidInput(UNGRADABLE_LINK_MESSAGE)
+        before = _settings_snapshot(placement)
         for field, value in config.items():
             setattr(placement, field, value)
         placement.save()
-        return placement
-
-
-        before = _settings_snapshot(placement)
-# --- Attempts ---------------------------------------------------------------------------------------------------
-
-
         audit.record(
             placement, audit.Action.SETTINGS, actor=actor, now=now or timezone.now(),
             before=before, after=_settings_snapshot(placement),
         )
+        return placement
+
+
+# --- Attempts ---------------------------------------------------------------------------------------------------
+
+
 def start_attempt(placement: Placement, lti_user: Any, *, now: datetime | None = None) -> Attempt:
     """The student's open attempt, or a new one (a restart only where the mode allows it)."""
     now = now or timezone.now()
@@ -537,6 +537,7 @@ def _record_gradebook(
         grading_progress="FullyGraded",
         comment=comment,
         submitted_at=attempt.finished_at,
+        overwrite_lms_grade=overwrite_lms_grade,
     )
 
 
@@ -571,7 +572,6 @@ def show_question(attempt: Attempt, slug: str, *, now: datetime | None = None) -
             return state
         placement = attempt.placement
         state.first_shown_at = now
-        overwrite_lms_grade=overwrite_lms_grade,
         multiplier = _time_multiplier(_accommodation(placement, attempt.lti_user_id))
         state.deadline = _question_deadline(placement, attempt, state, multiplier)
         state.save(update_fields=["first_shown_at", "deadline"])
@@ -837,6 +837,12 @@ def grant_accommodation(
             .select_related("placement__challenge_set", "placement__resource_link", "lti_user")
             .filter(placement=placement, lti_user=lti_user, finished_at__isnull=True)
         )
+        audit.record(
+            placement, audit.Action.ACCOMMODATION, actor=granted_by, now=now, student=lti_user,
+            before=_accommodation_snapshot(_accommodation(placement, lti_user.pk)),
+            after={"time_multiplier": time_multiplier, "extra_attempts": extra_attempts, "note": note},
+            note=note,
+        )
         accommodation, _ = Accommodation.objects.update_or_create(
             placement=placement,
             lti_user=lti_user,
@@ -862,6 +868,16 @@ def grant_accommodation(
         return accommodation
 
 
+def _accommodation_snapshot(accommodation: Accommodation | None) -> dict[str, Any]:
+    if accommodation is None:
+        return {"time_multiplier": 1.0, "extra_attempts": 0, "note": ""}
+    return {
+        "time_multiplier": accommodation.time_multiplier,
+        "extra_attempts": accommodation.extra_attempts,
+        "note": accommodation.note,
+    }
+
+
 @dataclass
 class Clock:
     """What the player shows about a question's time, computed on the server."""
@@ -883,22 +899,6 @@ def refresh_attempt(attempt: Attempt, *, now: datetime | None = None) -> Attempt
     if attempt.is_finished:
         return attempt
     with transaction.atomic():
-        audit.record(
-            placement, audit.Action.ACCOMMODATION, actor=granted_by, now=now, student=lti_user,
-            before=_accommodation_snapshot(_accommodation(placement, lti_user.pk)),
-            after={"time_multiplier": time_multiplier, "extra_attempts": extra_attempts, "note": note},
-            note=note,
-        )
         attempt = _lock_attempt(attempt)
         _settle(attempt, _states(attempt), now)
         return attempt
-def _accommodation_snapshot(accommodation: Accommodation | None) -> dict[str, Any]:
-    if accommodation is None:
-        return {"time_multiplier": 1.0, "extra_attempts": 0, "note": ""}
-    return {
-        "time_multiplier": accommodation.time_multiplier,
-        "extra_attempts": accommodation.extra_attempts,
-        "note": accommodation.note,
-    }
-
-

@@ -2,13 +2,14 @@
 
 from django.urls import path
 
-from quizzes import views
+from quizzes import staff_views, views
 
 app_name = "quizzes"
 
 P = "p/<int:resource_link_pk>/"
 Q = P + "q/<slug:slug>/"
 I = P + "instructor/"  # noqa: E741
+A = I + "students/<int:lti_user_pk>/attempts/<int:attempt_pk>/"  # one student's attempt
 
 urlpatterns = [
     path("launch/<int:resource_link_pk>/", views.launch, name="launch"),
@@ -31,4 +32,11 @@ urlpatterns = [
     path(I + "results.csv", views.export_csv, name="export_csv"),
     path(I + "students/<int:lti_user_pk>/", views.student, name="student"),
     path(I + "students/<int:lti_user_pk>/accommodation/", views.accommodation, name="accommodation"),
+    path(I + "students/<int:lti_user_pk>/reopen-expired/", staff_views.reopen_expired, name="reopen_expired"),
+    path(A + "reopen/", staff_views.reopen_attempt, name="reopen_attempt"),
+    path(A + "extend/", staff_views.extend_attempt, name="extend_attempt"),
+    path(A + "q/<slug:question>/override/", staff_views.override, name="override"),
+    path(A + "q/<slug:question>/reopen/", staff_views.reopen_question, name="reopen_question"),
+    path(I + "audit/", staff_views.audit_log, name="audit"),
+    path(I + "audit.csv", staff_views.audit_csv, name="audit_csv"),
 ]

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from lti_tool.models import LtiUser, ResourceLink
 from lti_tool.sessions import LaunchInfo, launch_required
-from quizzes import content, queries, services
+from quizzes import actions, content, queries, services
 from quizzes.models import Attempt, Placement, QuestionState
 from quizzes.services import QuizError
 
@@ -548,6 +548,7 @@ def placement_settings(
             points=float(points_raw) if points_raw else None,
             title=request.POST.get("title", "").strip()[:200],
             set_time_limit_s=int(minutes_raw) * 60 if whole_set and minutes_raw else None,
+            actor=_user(launch),
         )
     except ValueError:
         return error_page(request, "Points and minutes must be numbers.", 400)
@@ -572,6 +573,7 @@ def _student_page(
                 code_answer.norms = queries.grad_norms(code_answer.submission.artifacts)
     from quizzes.models import Accommodation
 
+    accommodation = Accommodation.objects.filter(placement=placement, lti_user=student).first()
     return render(
         request,
         template,
@@ -580,8 +582,10 @@ def _student_page(
             "rl": resource_link_pk,
             "student": student,
             "attempts": attempts,
-            "accommodation": Accommodation.objects.filter(placement=placement, lti_user=student).first(),
+            "accommodation": accommodation,
             "gradebook_url": _gradebook_url(resource_link_pk),
+            # What ran out of time before the accommodation was granted: offered to reopen.
+            "expired": actions.expired_before_accommodation(attempts[-1] if attempts else None, accommodation),
         },
     )
 
