@@ -15,14 +15,32 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import Resolver404, resolve
-
-from quizzes.views import error_page
+from django.utils.http import url_has_allowed_host_and_scheme
 
 logger = logging.getLogger(__name__)
+TITLES = {400: "This request is not valid", 403: "Not allowed", 404: "Not found", 413: "Too large", 503: "Busy"}
 # Form bodies are parsed before the view (CSRF reads request.POST); this type is parsed from the cached body, so
 # parsing it early changes nothing for the view.
 _FORM = "application/x-www-form-urlencoded"
+
+
+def _back(request: HttpRequest) -> str:
+    """The page the request came from, when it is one of ours (a form's page: where to try again)."""
+    referer = request.headers.get("Referer", "")
+    try:
+        host = request.get_host()
+    except DisallowedHost:
+        return ""
+    safe = url_has_allowed_host_and_scheme(referer, allowed_hosts={host}, require_https=request.is_secure())
+    return referer if referer and safe else ""
+
+
+def error_page(request: HttpRequest, message: str, status: int, *, title: str = "") -> HttpResponse:
+    # The player's error template, by name: config sits below the apps and imports none of them.
+    context = {"title": title or TITLES.get(status, "Something went wrong"), "message": message, "back": _back(request)}
+    return render(request, "quizzes/error.html", {**context, "status": status}, status=status)
 
 
 def too_large(request: HttpRequest) -> HttpResponse:
@@ -54,7 +72,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 def busy(request: HttpRequest) -> HttpResponse:
     message = "The tool is busy or its database is unavailable. Nothing was lost; try again in a moment."
-    response = error_page(request, message, 503, title="Busy")
+    response = error_page(request, message, 503)
     response["Retry-After"] = "5"
     return response
 

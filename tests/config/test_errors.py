@@ -60,11 +60,15 @@ def test_the_code_form_states_its_limit_for_the_browser_to_enforce(client):
     assert "js/forms.js" in text
 
 
-def test_a_bad_csrf_token_gets_the_tools_page(debug):
+def test_a_bad_csrf_token_gets_the_tools_page_with_a_way_back(debug):
     client = Client(enforce_csrf_checks=True)
-    attempt, _, code_url = _code_question(client)
-    response = client.post(code_url, {"attempt": attempt.pk, "code": "x = 1", "csrfmiddlewaretoken": "forged"})
-    _tool_page(response, 403, "Form expired", "reload the page")
+    attempt, question_url, code_url = _code_question(client)
+    form = {"attempt": attempt.pk, "code": "x = 1", "csrfmiddlewaretoken": "forged"}
+    response = client.post(code_url, form, HTTP_REFERER=f"http://testserver{question_url}")
+    _tool_page(response, 403, "Form expired", "reload the page", f'href="http://testserver{question_url}"')
+    # A link back only to our own pages.
+    response = client.post(code_url, form, HTTP_REFERER="https://evil.example/phish")
+    assert "evil.example" not in _tool_page(response, 403)
     assert not CodeSubmission.objects.exists()
 
 
