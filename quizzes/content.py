@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,8 @@ DEFAULT_SET_SLUG = "resnet"
 # The code files of a code challenge, as stored in the versioned content.
 CODE_FILES = {"starter_code": "starter.py", "checks_source": "checks.py", "solution_source": "solution.py"}
 INCLUDE_MARKER = "# === include:"
+# How content cites an option of its own question (by key): each student reads the letter of their display order.
+OPTION_REF = re.compile(r"\{option:([A-Za-z0-9]{1,8})\}")
 SHARED_CODE_DIR = "_shared"
 
 
@@ -119,6 +122,10 @@ def read_set_file(path: Path) -> dict[str, Any]:
                 problems.append(f"{where}.options: option keys must be unique, got {keys}")
             if challenge["answer"] not in keys:
                 problems.append(f"{where}.answer: {challenge['answer']!r} is not one of the option keys {keys}")
+            for field, text in _texts_citing_options(challenge):
+                for key in OPTION_REF.findall(text):
+                    if key not in keys:
+                        problems.append(f"{where}.{field}: {{option:{key}}} is not one of the option keys {keys}")
         else:
             code_dir = path.parent / "code" / challenge["slug"]
             if challenge["starter"] != f"code/{challenge['slug']}/starter.py":
@@ -137,6 +144,18 @@ def read_set_file(path: Path) -> dict[str, Any]:
     if problems:
         raise ContentError("content is inconsistent:\n" + "\n".join(problems))
     return data
+
+
+def _texts_citing_options(challenge: dict[str, Any]) -> list[tuple[str, str]]:
+    """(JSON path, text) of every text of a multiple-choice question that may cite its options as {option:KEY}."""
+    texts = [(field, challenge.get(field) or "") for field in ("prompt", "hint", "explanation")]
+    texts += [(f"options[{i}].text", option["text"]) for i, option in enumerate(challenge["options"])]
+    return texts
+
+
+def cite_options(text: str, letters: dict[str, str]) -> str:
+    """Content text with each {option:KEY} replaced by the letter the student saw that option under."""
+    return OPTION_REF.sub(lambda match: letters.get(match.group(1), match.group(1)), text or "")
 
 
 def _expand_includes(text: str, shared_dir: Path, where: str) -> str:

@@ -193,6 +193,11 @@ class QuestionState(models.Model):
     # An instructor's points for this question: `points` holds them while set, and regrades leave them alone.
     override_points = models.FloatField(null=True, blank=True)
     override_comment = models.CharField(max_length=1000, blank=True)
+    # What this attempt shows of the challenge, fixed when the attempt starts so a reload, a second device and every
+    # review show the same: {"seed": int, "options": [[content key, option id], ...] in display order}. The option
+    # id is an opaque per-attempt value the browser submits (never the content's key or position). A generated
+    # variant's choice can sit beside them under its own key.
+    presentation = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["attempt_id", "position"]

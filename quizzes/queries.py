@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from grading.challenges import Access
 from lti_tool.sessions import SESSION_KEY
-from quizzes import services
+from quizzes import content, services
 from quizzes.models import Accommodation, Answer, Attempt, CodeAnswer, Placement, QuestionState
 
 if TYPE_CHECKING:
@@ -104,6 +104,31 @@ def attempt_time_used_s(attempt: Attempt, now: datetime | None = None) -> int:
     return max(0, int((end - attempt.started_at).total_seconds()))
 
 
+@dataclass(frozen=True)
+class ShownOption:
+    """An option as one attempt shows it: re-lettered in display order, submitted as its opaque per-attempt id."""
+
+    letter: str
+    option_id: str
+    key: str  # the content's key: for instructors' pages and statistics, never rendered on a student's page
+    text: str
+
+
+OPTION_LETTERS = "ABCDEFGH"  # the schema allows at most eight options
+
+
+def shown_options(state: QuestionState, challenge: dict[str, Any]) -> list[ShownOption]:
+    """A multiple-choice question's options in the order this attempt shows them (stored when it started); a state
+    stored without one (none should remain after migration 0002) shows the content's order under the keys."""
+    texts = {option["key"]: option["text"] for option in challenge.get("options") or []}
+    order = state.presentation.get("options") or [[key, key] for key in texts]
+    letters = {key: OPTION_LETTERS[index] for index, (key, _id) in enumerate(order)}
+    return [
+        ShownOption(letters[key], option_id, key, content.cite_options(texts.get(key, ""), letters))
+        for key, option_id in order
+    ]
+
+
 @dataclass
 class QuestionView:
     """Everything a student page shows about one challenge. Answer keys appear only when `revealed`."""
@@ -122,8 +147,11 @@ class QuestionView:
     feedback_visible: bool
     revealed: bool
     answer_key: str = ""
+    answer_letter: str = ""
     answer_text: str = ""
     explanation: str = ""
+    prompt: str = ""
+    options: list[ShownOption] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
     code_answers: list[CodeAnswer] = field(default_factory=list)
     pending: bool = False
@@ -177,6 +205,11 @@ def question_view(
         cost = penalty * state.max_points
         unit = "point" if state.max_points == 1 else "points"
         hint_cost = f"Using the hint costs {cost:g} of this question's {state.max_points:g} {unit}."
+    options = shown_options(state, challenge) if challenge.get("kind") == "choice" else []
+    letters = {option.key: option.letter for option in options}
+    answers = list(state.answers.all())
+    for answer in answers:
+        answer.letter = letters.get(answer.choice, answer.choice)  # type: ignore[attr-defined]
     view = QuestionView(
         state=state,
         challenge=challenge,
@@ -194,20 +227,22 @@ def question_view(
             and (clock.remaining_s is None or clock.remaining_s > 0)
         ),
         hints_enabled=hints_mode != "off" and bool(challenge.get("hint")),
-        hint_text=challenge.get("hint", "") if state.hint_used else "",
+        hint_text=content.cite_options(challenge.get("hint", ""), letters) if state.hint_used else "",
         hint_cost=hint_cost,
         feedback_visible=visible,
         revealed=revealed,
-        answers=list(state.answers.all()),
+        prompt=content.cite_options(challenge.get("prompt", ""), letters),
+        options=options,
+        answers=answers,
         code_answers=code_answers,
         pending=pending,
         starter_code=challenge.get("starter_code", ""),
     )
     if revealed:
-        view.explanation = challenge.get("explanation", "")
+        view.explanation = content.cite_options(challenge.get("explanation", ""), letters)
         if challenge.get("kind") == "choice":
-            view.answer_key = challenge["answer"]
-            view.answer_text = next(o["text"] for o in challenge["options"] if o["key"] == challenge["answer"])
+            correct = next(o for o in options if o.key == challenge["answer"])
+            view.answer_key, view.answer_letter, view.answer_text = correct.key, correct.letter, correct.text
     return view
 
 
@@ -384,6 +419,9 @@ CSV_HEADER = [
     "attempts_used",
     "hint_used",
     "time_used_s",
+    # Multiple choice, by the content's option keys (comparable across students whatever order each one saw):
+    "choices",  # the keys answered, in attempt order, space-separated
+    "option_order",  # the keys in the order this student saw them (lettered A, B, C... in that order)
 ]
 
 
@@ -402,7 +440,10 @@ def csv_rows(placement: Placement, now: datetime | None = None) -> list[list[Any
         Attempt.objects.filter(placement=placement)
         .select_related("lti_user")
         .prefetch_related(
-            Prefetch("states", queryset=QuestionState.objects.order_by("position").prefetch_related("code_answers"))
+            Prefetch(
+                "states",
+                queryset=QuestionState.objects.order_by("position").prefetch_related("code_answers", "answers"),
+            )
         )
         .order_by("lti_user_id", "number")
     )
@@ -428,6 +469,8 @@ def csv_rows(placement: Placement, now: datetime | None = None) -> list[list[Any
                     state.attempts_used,
                     "yes" if state.hint_used else "no",
                     time_used_s(state, now) if state.first_shown_at else "",
+                    " ".join(answer.choice for answer in state.answers.all()),
+                    "".join(str(key) for key, _id in state.presentation.get("options") or []),
                 ]
             )
     return rows

@@ -19,6 +19,8 @@ LMS already has.
 from __future__ import annotations
 
 import logging
+import random
+import secrets
 import uuid as uuid_module
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -210,9 +212,12 @@ def build_placement_config(
     points: float | None = None,
     title: str = "",
     set_time_limit_s: int | None = None,
+    shuffle_options: bool | None = None,
     challenge_set: ChallengeSet | None = None,
 ) -> dict[str, Any]:
-    """Validate an instructor's choices (deep-linking form or settings) into a placement configuration."""
+    """Validate an instructor's choices (deep-linking form or settings) into a placement configuration.
+
+    `shuffle_options` None keeps the mode's rule; True or False overrides it for this placement."""
     challenge_set = challenge_set or content.current_set()
     known = [c["slug"] for c in challenge_set.challenges]
     if not challenge_slugs:
@@ -232,6 +237,7 @@ def build_placement_config(
         if not 60 <= set_time_limit_s <= MAX_SET_TIME_LIMIT_S:
             raise InvalidInput("The time limit must be between 1 minute and 24 hours.")
         rules["set_time_limit_s"] = int(set_time_limit_s)
+    rules["shuffle_options"] = bool(rules.get("shuffle_options")) if shuffle_options is None else bool(shuffle_options)
     ordered = [slug for slug in known if slug in challenge_slugs]  # keep the set's order
     total = float(sum(challenge_set.challenge(slug)["points"] for slug in ordered))
     if points is None:
@@ -390,6 +396,7 @@ def start_attempt(placement: Placement, lti_user: Any, *, now: datetime | None =
         if placement.rules.get("timer") == "whole_set":
             attempt.closes_at = now + timedelta(seconds=_set_time_limit(placement) * _time_multiplier(accommodation))
         attempt.save()
+        shuffle = bool(placement.rules.get("shuffle_options"))
         states = [
             QuestionState(
                 attempt=attempt,
@@ -398,6 +405,7 @@ def start_attempt(placement: Placement, lti_user: Any, *, now: datetime | None =
                 position=index,
                 max_points=float(c["points"]),
                 deadline=attempt.closes_at,  # whole-set clock: every question shares it; otherwise None for now
+                presentation=new_presentation(c, shuffle=shuffle),
             )
             for index, c in enumerate(challenges)
         ]
@@ -405,6 +413,32 @@ def start_attempt(placement: Placement, lti_user: Any, *, now: datetime | None =
         _slide_idle_close(placement, attempt, states, now)
         attempt.save(update_fields=["closes_at"])
         return attempt
+
+
+def new_presentation(challenge: dict[str, Any], *, shuffle: bool) -> dict[str, Any]:
+    """How one attempt shows a challenge, stored with its question state: a seed (a generated variant will draw from
+    it too) and, for multiple choice, the options in display order, each with an opaque id the browser submits.
+
+    Ids are random per attempt, so a form value says nothing of the content's key or position: five letters passed
+    around a chat mean nothing in another student's attempt, whose order differs when the mode shuffles."""
+    seed = secrets.randbits(63)
+    if challenge.get("kind") != "choice":
+        return {"seed": seed}
+    keys = [option["key"] for option in challenge["options"]]
+    if shuffle:
+        random.Random(seed).shuffle(keys)
+    ids: set[str] = set()
+    while len(ids) < len(keys):
+        ids.add(secrets.token_urlsafe(6))
+    return {"seed": seed, "options": [[key, option_id] for key, option_id in zip(keys, ids, strict=True)]}
+
+
+def option_key(state: QuestionState, option_id: str) -> str:
+    """The content key of the option this attempt showed under `option_id`; InvalidInput for anything else."""
+    for key, shown_id in state.presentation.get("options") or []:
+        if secrets.compare_digest(str(shown_id), option_id):
+            return str(key)
+    raise InvalidInput("That is not one of this question's options; reload the page and choose again.")
 
 
 def _lock_attempt(attempt: Attempt) -> Attempt:
@@ -612,6 +646,18 @@ def submit_answer(attempt: Attempt, slug: str, choice: str, *, now: datetime | N
         raise refusal
     metrics.ANSWERS.labels(outcome="correct" if answer.correct else "wrong").inc()
     return answer
+
+
+def submit_option(attempt: Attempt, slug: str, option_id: str, *, now: datetime | None = None) -> Answer:
+    """Answer with what the browser sends: the opaque id this attempt gave an option (see `new_presentation`).
+
+    The presentation never changes once the attempt started, so it is read before `submit_answer` takes the lock."""
+    state = QuestionState.objects.filter(attempt_id=attempt.pk, slug=slug).first()
+    if state is None:
+        raise NotFound("That challenge is not part of this activity.")
+    if state.kind != QuestionState.Kind.CHOICE:
+        raise InvalidInput("This challenge is answered with code, not with a choice.")
+    return submit_answer(attempt, slug, option_key(state, option_id), now=now)
 
 
 def _apply_choice(

@@ -123,6 +123,14 @@ def _posted_attempt(request: HttpRequest, placement: Placement, launch: LaunchIn
     return attempt
 
 
+def _shuffle_choice(raw: str) -> bool | None:
+    """The placement forms' option order: "" keeps the mode's rule, "on" / "off" override it."""
+    choices = {"": None, "on": True, "off": False}
+    if raw not in choices:
+        raise services.InvalidInput("Choose an option order from the list.")
+    return choices[raw]
+
+
 def _question_url(resource_link_pk: int, slug: str) -> str:
     return reverse("quizzes:question", kwargs={"resource_link_pk": resource_link_pk, "slug": slug})
 
@@ -163,6 +171,7 @@ def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
         "mode": default_mode,
         "points": f"{sum(c['points'] for c in challenge_set.challenges):g}",
         "exam_minutes": str((modes.get("exam") or {}).get("set_time_limit_s", 900) // 60),
+        "shuffle_options": "",
     }
     error = ""
     if request.method == "POST":
@@ -174,6 +183,7 @@ def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
             "mode": request.POST.get("mode", ""),
             "points": request.POST.get("points", "").strip(),
             "exam_minutes": request.POST.get("exam_minutes", "").strip(),
+            "shuffle_options": request.POST.get("shuffle_options", "")[:8],
         }
         try:
             points = float(form["points"]) if form["points"] else None
@@ -192,6 +202,7 @@ def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
                     points=points,
                     title=form["title"],
                     set_time_limit_s=minutes * 60 if minutes is not None else None,
+                    shuffle_options=_shuffle_choice(form["shuffle_options"]),
                     challenge_set=challenge_set,
                 )
             except QuizError as exc:
@@ -404,13 +415,13 @@ def _open(request: HttpRequest, attempt: Attempt, slug: str) -> None:
 
 
 def _answer(request: HttpRequest, attempt: Attempt, slug: str) -> None:
-    """Submit a choice."""
+    """Submit a choice: the opaque id this attempt gave the option (queries.ShownOption), never a content key."""
     choice = request.POST.get("choice")
     if not choice:
         raise services.InvalidInput("Choose one of the options before submitting.")
     if len(choice) > 8:
         raise services.InvalidInput("That is not one of this question's options.")
-    services.submit_answer(attempt, slug, choice)
+    services.submit_option(attempt, slug, choice)
 
 
 def _hint(request: HttpRequest, attempt: Attempt, slug: str) -> None:
@@ -548,6 +559,7 @@ def placement_settings(
             points=float(points_raw) if points_raw else None,
             title=request.POST.get("title", "").strip()[:200],
             set_time_limit_s=int(minutes_raw) * 60 if whole_set and minutes_raw else None,
+            shuffle_options=_shuffle_choice(request.POST.get("shuffle_options", "")),
             actor=_user(launch),
         )
     except ValueError:
@@ -568,6 +580,11 @@ def _student_page(
             state.time_used = queries.time_used_s(state, now)
             state.challenge = placement.challenge_set.challenge(state.slug) or {}
             state.label = queries.status_label(attempt, state, for_staff=True)
+            if state.kind == QuestionState.Kind.CHOICE:  # the order and letters this student saw, by content key
+                state.shown = queries.shown_options(state, state.challenge)
+                letters = {option.key: option.letter for option in state.shown}
+                for answer in state.answers.all():
+                    answer.letter = letters.get(answer.choice, answer.choice)
             for code_answer in state.code_answers.all():
                 code_answer.curves = queries.loss_curves(code_answer.submission.artifacts)
                 code_answer.norms = queries.grad_norms(code_answer.submission.artifacts)

@@ -51,7 +51,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED_ANSWERS = ["A", "D", "C", "B", "A"]  # the seed's correct answers, in order (any answer would do for load)
 STEPS = ("launch", "start", "show question", "answer")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -212,10 +211,13 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 class Flow:
     """A student's browser: launch, start, open and answer each multiple-choice question."""
 
-    def __init__(self, lms: Any, tool_url: str, mc_slugs: list[str], timeout_s: float) -> None:
+    def __init__(self, lms: Any, tool_url: str, answer_texts: dict[str, str], timeout_s: float) -> None:
         self.lms = lms
         self.tool_url = tool_url
-        self.mc_slugs = mc_slugs
+        # {slug: the correct option's text}: each attempt shows the options in its own order under opaque values,
+        # so a student finds the answer by reading it, as a person would.
+        self.answer_texts = answer_texts
+        self.mc_slugs = list(answer_texts)
         self.timeout_s = timeout_s
 
     def _form(self, response: Any, action_suffix: str) -> Any:
@@ -256,9 +258,14 @@ class Flow:
             raise StepFailed(f"question {slug} shows no options")
         return response
 
-    def answer(self, session: Any, page: Any, slug: str, choice: str) -> bool:
+    def answer(self, session: Any, page: Any, slug: str) -> bool:
+        from tests.lti_support import choice_options
+
         form = self._form(page, f"/q/{slug}/answer/")
-        response = session.post(form.action, data={**form.fields, "choice": choice}, timeout=self.timeout_s)
+        shown = choice_options(page.text).get(self.answer_texts[slug])
+        if shown is None:
+            raise StepFailed(f"question {slug} does not show its correct option")
+        response = session.post(form.action, data={**form.fields, "choice": shown[1]}, timeout=self.timeout_s)
         self._ok(response, f"answer {slug}")
         return bool(re.search(r"\bcorrect\b", response.text, re.IGNORECASE)) and not re.search(
             r"not correct|incorrect", response.text, re.IGNORECASE
@@ -296,7 +303,7 @@ def run_student(flow: Flow, user: str, start_at: float, results: Results, deadli
         flow.start(session, player)
         results.record("start", time.monotonic() - t)
 
-        for slug, choice in zip(flow.mc_slugs, SEED_ANSWERS, strict=False):
+        for slug in flow.mc_slugs:
             if time.monotonic() > deadline:
                 raise StepFailed("time limit reached")
             time.sleep(think_s)
@@ -307,7 +314,7 @@ def run_student(flow: Flow, user: str, start_at: float, results: Results, deadli
             step = "answer"
             time.sleep(think_s)
             t = time.monotonic()
-            correct = flow.answer(session, page, slug, choice)
+            correct = flow.answer(session, page, slug)
             results.record("answer", time.monotonic() - t)
             if correct:
                 with results.lock:
@@ -338,11 +345,11 @@ def calibrate(flow: Flow, tool: Service, n: int) -> dict[str, Any]:
         flow.start(session, player)
         cpu["start"] += server_cpu_s(tool) - c1
         counts["start"] += 1
-        for slug, choice in zip(flow.mc_slugs, SEED_ANSWERS, strict=False):
+        for slug in flow.mc_slugs:
             c0 = server_cpu_s(tool)
             page = flow.show(session, base, slug)
             c1 = server_cpu_s(tool)
-            flow.answer(session, page, slug, choice)
+            flow.answer(session, page, slug)
             c2 = server_cpu_s(tool)
             cpu["show question"] += c1 - c0
             cpu["answer"] += c2 - c1
@@ -446,10 +453,15 @@ def main() -> int:
         lms.base_url = tool_url
         registered = lms.register_tool(style="canvas")
         log(f"registered the tool with the development LMS: client_id={registered['client_id']}")
-        mc_slugs = [c["slug"] for c in content.current_set().challenges if c.get("kind") == "choice"][:5]
-        if len(mc_slugs) != 5:
-            raise RuntimeError(f"expected five multiple-choice seed questions, found {mc_slugs}")
-        flow = Flow(lms, tool_url, mc_slugs, args.timeout_s)
+        answer_texts = {
+            c["slug"]: next(o["text"] for o in c["options"] if o["key"] == c["answer"])
+            for c in content.current_set().challenges
+            if c.get("kind") == "choice"
+        }
+        answer_texts = dict(list(answer_texts.items())[:5])
+        if len(answer_texts) != 5:
+            raise RuntimeError(f"expected five multiple-choice seed questions, found {list(answer_texts)}")
+        flow = Flow(lms, tool_url, answer_texts, args.timeout_s)
         flow.launch("warmup-student")  # first-use work (keys, platform JWKS, placement) out of the measurement
 
         results = Results()

@@ -91,6 +91,18 @@ def parse_forms(page: str, base_url: str = "") -> list[HtmlForm]:
     return parser.forms
 
 
+_OPTION = re.compile(
+    r'<input type="radio" name="choice" id="choice-([A-H])" value="([^"]+)" required>\s*'
+    r'<label for="choice-\1"><span class="key">\1</span> (.*?)</label>',
+    re.S,
+)
+
+
+def choice_options(page: str) -> dict[str, tuple[str, str]]:
+    """A question page's options as a student reads them: {option text: (letter shown, value the form submits)}."""
+    return {html.unescape(text): (letter, value) for letter, value, text in _OPTION.findall(page)}
+
+
 class DevLms:
     """The development LMS running inside pytest-django's live server."""
 

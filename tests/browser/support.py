@@ -156,6 +156,11 @@ def answer(tool: FrameLocator | Page, option_text: str) -> None:
     tool.get_by_role("button", name="Submit answer").click()
 
 
+def shown_letter(tool: FrameLocator | Page, option_text: str) -> str:
+    """The letter this attempt shows an option under (graded modes shuffle the options of each attempt)."""
+    return tool.locator("label", has_text=option_text).locator(".key").inner_text().strip()
+
+
 # --- keyboard ---------------------------------------------------------------------------------------------------------
 
 _FOCUSED_JS = """() => {

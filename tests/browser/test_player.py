@@ -27,6 +27,7 @@ from tests.browser.support import (
     launch_in_frame,
     next_question,
     place_activity,
+    shown_letter,
     start_set,
     tab_to,
     tool_frame,
@@ -86,10 +87,11 @@ def test_student_plays_the_seed_questions_inside_the_lms_iframe(
     expect(tool.get_by_role("complementary", name=re.compile("Hint"))).to_contain_text(
         "Think about what happens to gradients when networks get very deep."
     )
+    letter = shown_letter(tool, "To allow gradients to flow directly")  # timed mode: this attempt's own order
     answer(tool, "To allow gradients to flow directly")
-    expect(_answers_list(tool)).to_have_text([re.compile(r"Attempt 1: A\s+—\s+correct")])
+    expect(_answers_list(tool)).to_have_text([re.compile(rf"Attempt 1: {letter}\s+—\s+correct")])
     expect(tool.get_by_text("Correct", exact=True)).to_be_visible()
-    expect(tool.get_by_role("region", name="Explanation")).to_contain_text("Correct answer: A")
+    expect(tool.get_by_role("region", name="Explanation")).to_contain_text(f"Correct answer: {letter}")
     expect(tool.get_by_role("button", name="Submit answer")).to_have_count(0)
     assert_accessible(frame, "an answered question with its explanation")
 
@@ -98,15 +100,16 @@ def test_student_plays_the_seed_questions_inside_the_lms_iframe(
     title, right, wrong, wrong2 = SEED_QUESTIONS[1]
     begin_question(tool, title)
     expect(tool.get_by_role("figure")).to_contain_text("tf.keras.layers.Add()")  # the snippet, highlighted
+    wrong_letter, right_letter = shown_letter(tool, wrong), shown_letter(tool, right)
     answer(tool, wrong)
-    expect(_answers_list(tool)).to_have_text([re.compile(r"Attempt 1: A\s+—\s+not correct")])
+    expect(_answers_list(tool)).to_have_text([re.compile(rf"Attempt 1: {wrong_letter}\s+—\s+not correct")])
     expect(tool.get_by_text("Attempts: 1 left")).to_be_visible()
     expect(tool.get_by_role("region", name="Explanation")).to_have_count(0)
     answer(tool, wrong2)
     expect(_answers_list(tool)).to_have_count(2)
     expect(tool.get_by_text("No attempts left", exact=True)).to_be_visible()
     _expect_locked(tool)
-    expect(tool.get_by_role("region", name="Explanation")).to_contain_text("Correct answer: D")
+    expect(tool.get_by_role("region", name="Explanation")).to_contain_text(f"Correct answer: {right_letter}")
 
     # 3-5. The others, right the first time.
     for title, right, _, _ in SEED_QUESTIONS[2:]:
@@ -274,20 +277,28 @@ def test_a_question_can_be_answered_with_the_keyboard_alone(page: Page, dev_lms)
     page.keyboard.press("Enter")
     expect(frame.get_by_role("group", name="Choose one answer")).to_be_visible()
 
-    # Into the radio group: Space chooses, the arrow keys move the choice, Enter on the button submits.
-    first = tab_to(page, frame, re.compile(r"^A\s+To allow gradients"))
+    # Into the radio group: Space chooses, the arrow keys move the choice, Enter on the button submits. The options
+    # come in this attempt's own order (timed mode shuffles), lettered A, B, C, D in that order.
+    right = SEED_QUESTIONS[0][1]
+    letter = shown_letter(frame, right)
+    first = tab_to(page, frame, re.compile(r"^A\s"))
     assert first["type"] == "radio"
     page.keyboard.press("Space")
-    expect(frame.get_by_role("radio", name=re.compile("To allow gradients"))).to_be_checked()
+    expect(frame.get_by_role("radio", name=re.compile(r"^A\s"))).to_be_checked()
     page.keyboard.press("ArrowDown")
-    assert re.match(r"^B\s+To reduce", focused(frame)["text"])
-    expect(frame.get_by_role("radio", name=re.compile("To reduce the number"))).to_be_checked()
+    assert re.match(r"^B\s", focused(frame)["text"])
+    expect(frame.get_by_role("radio", name=re.compile(r"^B\s"))).to_be_checked()
     page.keyboard.press("ArrowUp")
-    expect(frame.get_by_role("radio", name=re.compile("To allow gradients"))).to_be_checked()
+    expect(frame.get_by_role("radio", name=re.compile(r"^A\s"))).to_be_checked()
+    for _ in range("ABCD".index(letter)):
+        page.keyboard.press("ArrowDown")
+    expect(frame.get_by_role("radio", name=re.compile(re.escape(right)))).to_be_checked()
     tab_to(page, frame, "Submit answer")
     page.keyboard.press("Enter")
 
-    expect(frame.get_by_role("region", name="Your answers")).to_contain_text(re.compile(r"Attempt 1: A\s+—\s+correct"))
+    expect(frame.get_by_role("region", name="Your answers")).to_contain_text(
+        re.compile(rf"Attempt 1: {letter}\s+—\s+correct")
+    )
 
 
 def test_the_player_fits_a_phone_screen(phone_page: Page, dev_lms) -> None:

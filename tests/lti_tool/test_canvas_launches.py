@@ -14,7 +14,7 @@ from lti_tool.gradebook.models import ScoreUpdate
 from lti_tool.models import Membership, ResourceLink
 from quizzes import content
 from quizzes.models import Attempt, Placement
-from tests.lti_support import parse_forms
+from tests.lti_support import choice_options, parse_forms
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,7 +80,8 @@ def test_a_course_navigation_launch_runs_as_practice_and_says_so(dev_lms):
 
     # Playing sends nothing anywhere: no score is queued for a column Canvas would never create.
     question = _post(student.session, page, "/start/")  # untimed: the question shows at once
-    assert _post(student.session, question, "/answer/", choice="A").status_code == 200
+    first_option = next(iter(choice_options(question.text).values()))[1]
+    assert _post(student.session, question, "/answer/", choice=first_option).status_code == 200
     assert Attempt.objects.count() == 1 and not ScoreUpdate.objects.exists()
 
     # The instructor is told why, and cannot switch it to a graded mode.

@@ -7,15 +7,13 @@ plays the web server (record_score inside a transaction, as the challenge player
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from django.db import transaction
 
 from lti_tool.gradebook import ags, services
 from lti_tool.gradebook.models import ScoreUpdate
 from lti_tool.models import LtiUser, Membership, ResourceLink
-from tests.lti_support import parse_forms
+from tests.lti_support import choice_options, parse_forms
 from tests.workers import CeleryWorker, purge_queues
 
 pytestmark = pytest.mark.worker
@@ -102,14 +100,7 @@ def test_a_student_who_answers_the_first_question_right_sees_the_grade_in_the_lm
     session = learner.session
     question = _post_form(session, learner.response, "/start/")
     question = _post_form(session, question, "/open/")
-    key = next(
-        k
-        for k in "ABCD"
-        if re.search(
-            rf'<label for="choice-{k}"><span class="key">{k}</span> {re.escape(FIRST_ANSWER)}</label>', question.text
-        )
-    )
-    answered = _post_form(session, question, "/answer/", choice=key)
+    answered = _post_form(session, question, "/answer/", choice=choice_options(question.text)[FIRST_ANSWER][1])
     assert answered.status_code == 200 and '<span class="ok">correct</span>' in answered.text
     # No delivery by hand: the worker sends it.
     result = dev_lms.wait_for(lambda: dev_lms.result(user="student1"), timeout=60)

@@ -81,3 +81,15 @@ def establish_launch(client: Any, resource_link: ResourceLink, user: LtiUser, *,
     session[SESSION_KEY] = launches
     session.save()
     return info
+
+
+def option_id(attempt: Any, slug: str, key: str) -> str:
+    """What a browser submits for the option with content key `key` in this attempt (its opaque per-attempt id)."""
+    state = attempt.states.get(slug=slug)
+    return next(shown_id for shown_key, shown_id in state.presentation["options"] if shown_key == key)
+
+
+def shown_letter(attempt: Any, slug: str, key: str) -> str:
+    """The letter this attempt shows the option with content key `key` under."""
+    keys = [shown_key for shown_key, _id in attempt.states.get(slug=slug).presentation["options"]]
+    return "ABCDEFGH"[keys.index(key)]

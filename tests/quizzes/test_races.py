@@ -9,7 +9,7 @@ from django.db import connection
 
 from quizzes import services
 from quizzes.models import Answer, Attempt, CodeAnswer, QuestionState
-from tests.quizzes.factories import PlacementFactory, student_for
+from tests.quizzes.factories import PlacementFactory, option_id, student_for
 
 FIRST = "why-skip-connections"
 
@@ -117,14 +117,16 @@ def test_parallel_http_requests_never_both_use_the_last_attempt(live_server):
     question = post(browser.get(base + reverse("quizzes:player", kwargs={"resource_link_pk": rl.pk}), timeout=30),
                     "/start/")
     question = post(question, "/open/")
-    question = post(question, "/answer/", choice="B")  # one attempt left
+    attempt = Attempt.objects.get(placement=placement, lti_user=user)
+    question = post(question, "/answer/", choice=option_id(attempt, FIRST, "B"))  # one attempt left
     form = next(f for f in parse_forms(question.text, question.url) if "/answer/" in f.action)
+    ids = {key: option_id(attempt, FIRST, key) for key in "ACD"}
     cookies = browser.cookies.get_dict()
     codes: list[int] = []
 
     def send(i: int) -> None:
         response = requests.post(
-            form.action, data={**form.fields, "choice": "ACD"[i % 3]}, cookies=cookies,
+            form.action, data={**form.fields, "choice": ids["ACD"[i % 3]]}, cookies=cookies,
             headers={"Referer": base + "/"}, allow_redirects=False, timeout=60,
         )
         codes.append(response.status_code)

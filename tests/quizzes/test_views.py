@@ -15,7 +15,14 @@ from django.utils import timezone
 from quizzes import content, services
 from quizzes.models import Accommodation, Answer, Attempt, Placement, QuestionState
 from tests.factories import ResourceLinkFactory
-from tests.quizzes.factories import PlacementFactory, establish_launch, instructor_for, student_for
+from tests.quizzes.factories import (
+    PlacementFactory,
+    establish_launch,
+    instructor_for,
+    option_id,
+    shown_letter,
+    student_for,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -126,10 +133,13 @@ def test_each_option_is_a_radio_input_with_a_label_holding_its_text():
     placement, rl, user, client, attempt = _started()
     _open(client, rl, attempt)
     page = client.get(url("question", rl, slug=FIRST)).content.decode()
-    for key in "ABCD":
-        assert f'<input type="radio" name="choice" id="choice-{key}" value="{key}" required>' in page
-        assert f'<label for="choice-{key}">' in page
-    assert re.search(r'<label for="choice-A"><span class="key">A</span> ' + re.escape(FIRST_TEXT) + "</label>", page)
+    texts = {o["key"]: o["text"] for o in content.current_set().challenge(FIRST)["options"]}
+    shown = attempt.states.get(slug=FIRST).presentation["options"]
+    for letter, (key, shown_id) in zip("ABCD", shown, strict=True):
+        # Lettered in display order; the value is the attempt's opaque id, never the content's key.
+        assert f'<input type="radio" name="choice" id="choice-{letter}" value="{shown_id}" required>' in page
+        assert f'<label for="choice-{letter}"><span class="key">{letter}</span> {texts[key]}</label>' in page
+        assert len(shown_id) == 8 and shown_id not in "ABCD"
 
 
 def test_the_remaining_time_comes_from_the_server_and_survives_a_reload():
@@ -150,7 +160,7 @@ def test_answer_keys_and_explanations_never_reach_the_browser_before_the_questio
     placement, rl, user, client, attempt = _started()
     challenge = content.current_set().challenge(FIRST)
     _open(client, rl, attempt)
-    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "B"})
+    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": option_id(attempt, FIRST, "B")})
     page = client.get(url("question", rl, slug=FIRST)).content.decode()
     clock = client.get(url("clock", rl, slug=FIRST)).content.decode()
     for text in (page, clock):
@@ -159,28 +169,30 @@ def test_answer_keys_and_explanations_never_reach_the_browser_before_the_questio
         assert "correct-answer" not in text and 'data-answer' not in text
     assert "not correct" in page
     # Finished: now the answer and the explanation are shown.
-    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "C"})
+    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": option_id(attempt, FIRST, "C")})
     page = client.get(url("question", rl, slug=FIRST)).content.decode()
-    assert "Correct answer: <strong>A</strong>" in page
+    assert f"Correct answer: <strong>{shown_letter(attempt, FIRST, 'A')}</strong>" in page
     assert challenge["explanation"][:60] in page
 
 
 def test_exam_answers_are_revealed_only_after_the_exam_closes():
     placement, rl, user, client, attempt = _started("exam", slugs=[FIRST, "skip-block-output-shape"])
     client.get(url("question", rl, slug=FIRST))
-    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "B"})
+    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": option_id(attempt, FIRST, "B")})
     page = client.get(url("question", rl, slug=FIRST)).content.decode()
     assert "recorded" in page and "not correct" not in page and "Correct answer" not in page
     assert "Answered" in page and "No attempts left" not in page
     client.post(url("finish", rl), {"attempt": attempt.pk})
     page = client.get(url("question", rl, slug=FIRST)).content.decode()
-    assert "Correct answer: <strong>A</strong>" in page and "not correct" in page
+    assert f"Correct answer: <strong>{shown_letter(attempt, FIRST, 'A')}</strong>" in page and "not correct" in page
 
 
 def test_the_first_seed_question_answered_with_gradients_flowing_is_correct():
     placement, rl, user, client, attempt = _started()
     _open(client, rl, attempt)
-    response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "A"})
+    response = client.post(
+        url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": option_id(attempt, FIRST, "A")}
+    )
     assert response.status_code == 302
     state = attempt.states.get(slug=FIRST)
     assert state.status == QuestionState.Status.CORRECT and state.points == 1
@@ -189,11 +201,13 @@ def test_the_first_seed_question_answered_with_gradients_flowing_is_correct():
 def test_two_wrong_answers_exhaust_the_question_and_lock_the_form():
     placement, rl, user, client, attempt = _started()
     _open(client, rl, attempt)
-    for choice in "BC":
-        client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": choice})
+    for key in "BC":
+        client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": option_id(attempt, FIRST, key)})
     page = client.get(url("question", rl, slug=FIRST)).content.decode()
     assert "No attempts left" in page and "<fieldset disabled>" in page and "Submit answer" not in page
-    response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "A"})
+    response = client.post(
+        url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": option_id(attempt, FIRST, "A")}
+    )
     assert response.status_code == 409 and b"This question is finished" in response.content
 
 
@@ -201,7 +215,9 @@ def test_an_answer_after_the_deadline_is_refused_with_a_clear_message():
     placement, rl, user, client, attempt = _started()
     _open(client, rl, attempt)
     QuestionState.objects.filter(attempt=attempt, slug=FIRST).update(deadline=timezone.now() - timedelta(seconds=10))
-    response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": "A"})
+    response = client.post(
+        url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": option_id(attempt, FIRST, "A")}
+    )
     assert response.status_code == 409
     assert b"Time is up for this question" in response.content
     assert f'<a href="{url("question", rl, slug=FIRST)}">Back</a>' in response.content.decode()
@@ -226,7 +242,7 @@ def test_the_summary_shows_score_time_attempts_and_badge():
     placement, rl, user, client, attempt = _started(slugs=mc)
     for slug, key in zip(mc, "ADCBA", strict=True):
         _open(client, rl, attempt, slug)
-        client.post(url("answer", rl, slug=slug), {"attempt": attempt.pk, "choice": key})
+        client.post(url("answer", rl, slug=slug), {"attempt": attempt.pk, "choice": option_id(attempt, slug, key)})
     response = client.get(url("player", rl))
     assert response["Location"] == url("summary", rl)
     page = client.get(url("summary", rl)).content.decode()
@@ -253,7 +269,7 @@ def test_code_challenges_are_a_form_with_a_textarea_holding_the_starter_code():
 def test_an_option_not_in_the_question_is_refused_and_nothing_is_stored():
     placement, rl, user, client, attempt = _started()
     _open(client, rl, attempt)
-    for choice in ("E", "AA", "<script>", "x" * 500):
+    for choice in ("A", "E", "AA", "<script>", "x" * 500):  # "A": content keys are not what a browser submits
         response = client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": choice})
         assert response.status_code == 400
     assert b"not one of this question" in response.content
@@ -265,7 +281,9 @@ def test_someone_elses_attempt_is_refused():
     other = student_for(rl)
     other_attempt = services.start_attempt(placement, other)
     services.show_question(other_attempt, FIRST)
-    response = client.post(url("answer", rl, slug=FIRST), {"attempt": other_attempt.pk, "choice": "B"})
+    response = client.post(
+        url("answer", rl, slug=FIRST), {"attempt": other_attempt.pk, "choice": option_id(other_attempt, FIRST, "B")}
+    )
     assert response.status_code == 403 and b"That attempt is not yours" in response.content
     assert not Answer.objects.exists()
 
@@ -358,7 +376,10 @@ def test_the_dashboard_lists_the_students_who_have_not_started():
 def test_one_students_history_and_an_accommodation():
     placement, rl, alice, bob, teacher = _class_with_results()
     page = teacher.get(url("student", rl, lti_user_pk=bob.pk)).content.decode()
-    assert "Attempt 1 at" in page and "<strong>B</strong> — not correct" in page
+    # By the content's key, with the letter Bob's own (shuffled) order showed it under.
+    letter = shown_letter(Attempt.objects.get(lti_user=bob), FIRST, "B")
+    assert "Attempt 1 at" in page
+    assert re.search(rf"<strong>option B</strong>( \(shown to the student as {letter}\))? — not correct", page)
     token_page = teacher.get(url("student", rl, lti_user_pk=bob.pk))
     assert token_page.status_code == 200
     response = teacher.post(
@@ -396,6 +417,7 @@ def test_the_csv_export_has_a_row_per_student_and_challenge():
     assert alice_first["status"] == "correct" and float(alice_first["points"]) == 1.0
     bob_first = next(r for r in rows if r["student"] == "Bob" and r["challenge"] == FIRST)
     assert bob_first["status"] == "exhausted" and bob_first["attempts_used"] == "2"
+    assert bob_first["choices"] == "B C" and sorted(bob_first["option_order"]) == list("ABCD")
 
 
 def test_the_csv_export_neutralises_formulas():
