@@ -17,6 +17,10 @@ class _ActionForm(forms.Form):
 
     checked: Any = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # labels read as written ("Points", not "Points:")
+        super().__init__(*args, **kwargs)
+
     def check(self, data: dict[str, Any]) -> Any:
         raise NotImplementedError
 

@@ -24,7 +24,7 @@ from lti_tool.sessions import LaunchInfo, launch_required
 from quizzes import actions, queries
 from quizzes.forms import ExtendForm, OverrideForm, RemoveOverrideForm, ReopenAttemptForm, ReopenForm
 from quizzes.models import Attempt, Placement, QuestionState
-from quizzes.services import QuizError, question_clock
+from quizzes.services import QuizError, question_clock, refresh_attempt
 from quizzes.views import SMALL_FORM_LIMIT_BYTES, _too_large, _user, error_page, staff_required
 
 AUDIT_PAGE_SIZE = 100
@@ -76,6 +76,7 @@ def _question_page(
     state = attempt.states.filter(slug=question).first() if attempt is not None else None
     if state is None:
         return _no_such_attempt(request)
+    attempt = refresh_attempt(attempt)  # show the clock's truth: a question past its deadline has expired
     data = request.POST if request.method == "POST" else None
     if data is not None and _too_large(request, SMALL_FORM_LIMIT_BYTES):
         return error_page(request, "The submitted form is too large; nothing was stored.", 413)
