@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig, SuspiciousOperation
@@ -21,9 +22,6 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 logger = logging.getLogger(__name__)
 TITLES = {400: "This request is not valid", 403: "Not allowed", 404: "Not found", 413: "Too large", 503: "Busy"}
-# Form bodies are parsed before the view (CSRF reads request.POST); this type is parsed from the cached body, so
-# parsing it early changes nothing for the view.
-_FORM = "application/x-www-form-urlencoded"
 
 
 def _back(request: HttpRequest) -> str:
@@ -63,7 +61,7 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return error_page(request, "There is no page at this address.", 404, title="Not found")
+    return error_page(request, "There is no page at this address.", 404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -105,31 +103,43 @@ def _unknown_url(request: HttpRequest) -> bool:
 
 
 class ExpectedErrorsMiddleware:
-    """Answer expected errors with the tool's pages before Django's DEBUG pages can: a body over
-    DATA_UPLOAD_MAX_MEMORY_SIZE (413, checked before CSRF parses it), too many form fields, a Host not allowed,
-    an unknown URL (404), and exceptions views raise for refusals (Http404, PermissionDenied, SuspiciousOperation,
-    and OperationalError: a locked or unavailable database, 503).
+    """Answer expected errors with the tool's pages before Django's DEBUG pages can: a Host not allowed, an unknown
+    URL (404), a form CSRF would fail to parse (a body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413; too many fields: 400),
+    and exceptions views raise for refusals (Http404, PermissionDenied, SuspiciousOperation, and OperationalError: a
+    locked or unavailable database, 503).
 
-    Sits inside LtiFrameMiddleware (its pages need the LMS frame-ancestors) and outside CommonMiddleware (whose
-    APPEND_SLASH redirect must still turn a 404 into a redirect before the 404 page is chosen).
+    Sits inside LtiFrameMiddleware (its pages need the LMS frame-ancestors), outside CommonMiddleware (whose
+    APPEND_SLASH redirect must still turn a 404 into a redirect before the 404 page is chosen) and before
+    CsrfViewMiddleware (its process_view runs first).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            return too_large(request)
         try:
-            request.get_host()
-            if request.method == "POST" and request.content_type == _FORM:
-                request.POST  # noqa: B018 - raises TooManyFieldsSent here rather than in CSRF's process_view
-        except SuspiciousOperation as exc:
+            request.get_host()  # CommonMiddleware asks next, and would raise it into Django's DEBUG page
+        except DisallowedHost as exc:
             return self.process_exception(request, exc)
         response = self.get_response(request)
         if response.status_code == 404 and _unknown_url(request):
             return page_not_found(request)
         return response
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., HttpResponse], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        """Parse the form before CSRF does: what it raises there bypasses process_exception. Views exempt from CSRF
+        read their own body (the LTI launch answers its own "too large"); what they raise reaches process_exception."""
+        if request.method != "POST" or getattr(view, "csrf_exempt", False):
+            return None
+        if _declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return too_large(request)
+        try:
+            request.POST  # noqa: B018
+        except SuspiciousOperation as exc:
+            return self.process_exception(request, exc)
+        return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, Http404):
