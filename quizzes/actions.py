@@ -298,7 +298,8 @@ def do_reopen_question(
         if attempt.is_finished:
             _reopen_attempt_row(attempt, now)
         _reopen_state(attempt, state, reopening.fresh_s, multiplier, now)
-        if placement.rules.get("timer") == "whole_set" and (reopening.minutes or now >= attempt.closes_at):
+        ran_out = attempt.closes_at is None or now >= attempt.closes_at
+        if placement.rules.get("timer") == "whole_set" and (reopening.minutes or ran_out):
             fresh_s = reopening.fresh_s or _challenge(placement, slug)["time_limit_s"] * multiplier
             _extend_set_clock(attempt, states, now + timedelta(seconds=fresh_s), multiplier)
         _finish_reopening(attempt, states, now)

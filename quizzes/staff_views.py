@@ -193,6 +193,8 @@ def reopen_expired(
     request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement, student: LtiUser
 ) -> HttpResponse:
     """Reopen what ran out of time before the student's accommodation was granted (offered on the student's page)."""
+    if _too_large(request, SMALL_FORM_LIMIT_BYTES):
+        return error_page(request, "The submitted form is too large; nothing was stored.", 413)
     try:
         actions.do_reopen_expired(placement, student, actor=_user(launch))
     except QuizError as exc:
