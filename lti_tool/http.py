@@ -151,20 +151,37 @@ class TimeoutSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-def session() -> requests.Session:
-    """A fresh session for platform URLs: the LTI timeout on every request, our User-Agent, public addresses only."""
+def session(*, public_only: bool = True) -> requests.Session:
+    """A fresh session for platform URLs: the LTI timeout on every request, our User-Agent, public addresses only.
+
+    public_only=False is for the development LMS alone, which fetches the tool's own URLs (usually on localhost).
+    """
     s = TimeoutSession()
     s.headers["User-Agent"] = USER_AGENT
-    adapter = PublicOnlyAdapter()
-    s.mount("http://", adapter)
-    s.mount("https://", adapter)
+    if public_only:
+        adapter = PublicOnlyAdapter()
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
     return s
 
 
-def request(method: str, url: str, **kwargs: Any) -> requests.Response:
+def request(method: str, url: str, *, public_only: bool = True, **kwargs: Any) -> requests.Response:
     """One request with the LTI timeout (overridable with timeout=...)."""
-    with session() as s:
+    with session(public_only=public_only) as s:
         return s.request(method, url, **kwargs)
+
+
+def read_limited(response: requests.Response, max_bytes: int) -> bytes | None:
+    """The body of a response requested with stream=True, or None (connection closed) when it is over `max_bytes`.
+
+    Raises OSError or urllib3.exceptions.HTTPError when the connection breaks while the body is read.
+    """
+    body = response.raw.read(max_bytes + 1, decode_content=True)
+    if len(body) > max_bytes:
+        response.close()
+        return None
+    response.raw.release_conn()  # read to the end: the connection can be kept alive
+    return body
 
 
 def has_nul(value: Any, _depth: int = 0) -> bool:
@@ -181,21 +198,21 @@ def has_nul(value: Any, _depth: int = 0) -> bool:
     return False
 
 
-def fetch_json(method: str, url: str, *, max_bytes: int = MAX_RESPONSE_BYTES, **kwargs: Any) -> Any:
+def fetch_json(
+    method: str, url: str, *, max_bytes: int = MAX_RESPONSE_BYTES, public_only: bool = True, **kwargs: Any
+) -> Any:
     """Request `url` and parse a JSON body of at most `max_bytes`; raise FetchError on any failure."""
     if not url.startswith(("https://", "http://")):
         raise FetchError(f"not an http(s) URL: {url[:200]}")
     headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
     try:
-        with session() as s:
+        with session(public_only=public_only) as s:
             resp = s.request(method, url, headers=headers, stream=True, **kwargs)
-            body = b""
-            for chunk in resp.iter_content(65536):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise FetchError(f"{url[:200]} answered more than {max_bytes} bytes")
-    except requests.RequestException as exc:
+            body = read_limited(resp, max_bytes)
+    except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as exc:
         raise FetchError(f"{url[:200]} could not be reached ({type(exc).__name__})") from exc
+    if body is None:
+        raise FetchError(f"{url[:200]} answered more than {max_bytes} bytes")
     if resp.status_code >= 400:
         # The platform's answer goes to the log for IT, never into the message (an anonymous caller may see it).
         logger.warning(

@@ -12,11 +12,11 @@ import time
 from typing import Any
 
 import jwt
-import requests
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import transaction
 
+from lti_tool import http
 from lti_tool.devlms.models import PlatformKey
 
 JWKS_TIMEOUT_S = 5.0
@@ -86,29 +86,31 @@ def platform_jwks() -> dict[str, Any]:
 
 
 def encode_jws(payload: dict[str, Any], header: dict[str, Any], key: Any) -> str:
-    """Encode a compact JWS by hand, so tests can also build deliberately wrong tokens.
+    """Encode a compact JWS with exactly `header` (no `typ` unless given), so tests can also build wrong tokens.
 
-    `header["alg"]` picks the signature: RS256 (key: PEM text/bytes or an RSA private key object), HS256 (key: bytes
-    or text used as the HMAC secret), none (no signature).
+    `header["alg"]` picks the signature: RS256 (key: PEM text/bytes or an RSA private key object), none (no
+    signature), HS256 (key: bytes or text used as the HMAC secret).
     """
     alg = header.get("alg", "RS256")
+    if alg == "HS256":
+        return _hs256_by_hand(payload, header, key)
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    # PyJWT adds typ "JWT" unless told None; sort_headers=False keeps the header as the caller wrote it.
+    return jwt.api_jws.encode(
+        body, None if alg == "none" else key, algorithm=alg, headers={"typ": None, **header}, sort_headers=False
+    )
+
+
+def _hs256_by_hand(payload: dict[str, Any], header: dict[str, Any], key: str | bytes) -> str:
+    # The key-confusion forgery (HMAC keyed with the platform's public key PEM): PyJWT refuses an asymmetric key as
+    # an HMAC secret, so this one deliberately broken token is signed by hand.
     signing_input = (
         _b64url(json.dumps(header, separators=(",", ":")).encode())
         + "."
         + _b64url(json.dumps(payload, separators=(",", ":")).encode())
-    ).encode("ascii")
-    if alg == "none":
-        signature = b""
-    elif alg == "HS256":
-        secret = key.encode() if isinstance(key, str) else key
-        signature = hmac.new(secret, signing_input, hashlib.sha256).digest()
-    elif alg == "RS256":
-        if isinstance(key, str | bytes):
-            key = serialization.load_pem_private_key(key.encode() if isinstance(key, str) else key, password=None)
-        signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        raise ValueError(f"unsupported alg {alg}")
-    return signing_input.decode("ascii") + "." + _b64url(signature)
+    )
+    secret = key.encode() if isinstance(key, str) else key
+    return signing_input + "." + _b64url(hmac.new(secret, signing_input.encode("ascii"), hashlib.sha256).digest())
 
 
 def sign_platform_jwt(payload: dict[str, Any], header_overrides: dict[str, Any] | None = None) -> str:
@@ -125,11 +127,10 @@ _jwks_lock = threading.Lock()
 
 def _fetch_jwks(url: str) -> dict[str, Any]:
     try:
-        response = requests.get(url, timeout=JWKS_TIMEOUT_S, headers={"Accept": "application/json"})
-        response.raise_for_status()
-        data = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise TokenError(f"could not fetch the tool's JWKS from {url}: {exc}") from exc
+        # The tool's JWKS is usually on localhost in development: no public-address guard for the development LMS.
+        data = http.fetch_json("GET", url, timeout=JWKS_TIMEOUT_S, public_only=False)
+    except http.FetchError as exc:
+        raise TokenError(f"could not fetch the tool's JWKS: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise TokenError(f"the tool's JWKS at {url} has no 'keys' list")
     with _jwks_lock:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.cache import cache
 
-from lti_tool.http import PlatformAddressRefused, has_nul
+from lti_tool.http import PlatformAddressRefused, has_nul, read_limited
 from lti_tool.http import session as platform_session
 from lti_tool.models import Registration
 
@@ -102,22 +102,18 @@ def check_reachable(url: str) -> None:
 
 def http(method: str, url: str, **kwargs: Any) -> requests.Response:
     """One outbound HTTP call with the configured timeout; transport failures become retryable ServiceErrors."""
-    kwargs.setdefault("timeout", settings.LTI_HTTP_TIMEOUT_S)
     kwargs.setdefault("allow_redirects", False)
     check_reachable(url)
     try:
         response = _session().request(method, url, stream=True, **kwargs)
         # Bounded input: read at most MAX_RESPONSE_BYTES of whatever the LMS sends.
-        body = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
-        if len(body) > MAX_RESPONSE_BYTES:
-            response.close()
-        else:
-            response.raw.release_conn()  # read to the end: the connection can be kept alive
+        body = read_limited(response, MAX_RESPONSE_BYTES)
     except PlatformAddressRefused as exc:
         # IT's configuration, not an outage: retrying changes nothing until IT allows private addresses.
         raise ServiceError(f"The LMS address was refused: {exc}", retryable=False) from exc
     except requests.Timeout as exc:
-        raise ServiceError(f"The LMS did not answer within {kwargs['timeout']:g} s.", retryable=True) from exc
+        timeout = kwargs.get("timeout", settings.LTI_HTTP_TIMEOUT_S)  # the session's default when none is given
+        raise ServiceError(f"The LMS did not answer within {timeout:g} s.", retryable=True) from exc
     except requests.ConnectionError as exc:
         _unreachable[_origin(url)] = time.monotonic() + UNREACHABLE_MEMO_S
         raise ServiceError("The LMS could not be reached (connection failed).", retryable=True) from exc
@@ -127,7 +123,7 @@ def http(method: str, url: str, **kwargs: Any) -> requests.Response:
         # Errors while reading the body (a reset connection, a read timeout) surface from urllib3 directly.
         raise ServiceError("The LMS connection broke while it was answering.", retryable=True) from exc
     _unreachable.pop(_origin(url), None)
-    if len(body) > MAX_RESPONSE_BYTES:
+    if body is None:
         raise ServiceError("The LMS answered with more data than the tool accepts.", retryable=False)
     response._content = body
     response._content_consumed = True

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from lti_tool import http
 from lti_tool.devlms import services
 from lti_tool.devlms.models import Style, Tool
 
@@ -40,8 +41,10 @@ class Command(BaseCommand):
         config_url = platform.url("openid_configuration", {"canvas": 1} if options["style"] == Style.CANVAS else None)
         before = Tool.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         try:
-            response = requests.get(
+            response = http.request(
+                "GET",
                 tool_url + "/lti/register/",
+                public_only=False,
                 params={"openid_configuration": config_url, "registration_token": token.token},
                 timeout=60,
             )
@@ -64,7 +67,7 @@ class Command(BaseCommand):
         deadline = time.monotonic() + seconds
         while True:
             try:
-                if requests.get(url, timeout=5).status_code == 200:
+                if http.request("GET", url, timeout=5, public_only=False).status_code == 200:
                     return
             except requests.RequestException:
                 pass
