@@ -340,3 +340,28 @@ def test_a_refused_action_leaves_no_audit_row_and_no_score(clock):
         actions.do_reopen_question(attempt, FIRST, actions.Reopening(minutes=5), actor=teacher, now=clock.now)
     assert not AuditEntry.objects.exists() and ScoreUpdate.objects.count() == before
     assert _state(attempt, FIRST).status == Status.CORRECT
+
+
+# --- Concurrency ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_reopens_are_serialised_and_each_one_is_audited():
+    from tests.quizzes.test_races import _race
+
+    placement, user, teacher, attempt = _start()
+    services.show_question(attempt, FIRST)
+    services.submit_answer(attempt, FIRST, "B")
+    services.submit_answer(attempt, FIRST, "C")  # out of attempts
+
+    results = _race(
+        6,
+        lambda i: actions.do_reopen_question(
+            Attempt.objects.get(pk=attempt.pk), FIRST, actions.Reopening(extra_attempts=1), actor=teacher
+        ),
+    )
+
+    assert results == ["ok"] * 6
+    assert _state(attempt, FIRST).extra_attempts == 6  # no reopen lost another's extra attempt
+    allowed = sorted((e.before["attempts_allowed"], e.after["attempts_allowed"]) for e in AuditEntry.objects.all())
+    assert allowed == [(n, n + 1) for n in range(2, 8)]  # each row saw the one before it
