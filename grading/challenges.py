@@ -31,6 +31,7 @@ class Challenge(Protocol):
     points: float
     checks_source: str
     solution_source: str
+    starter_code: str  # what students start from: the checks it already passes earn nothing
     timeout_s: float
 
 

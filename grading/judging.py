@@ -69,6 +69,23 @@ def _clean_check(check: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def beyond_starter(checks: list[dict[str, Any]], starter: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Each check worth only what a submission does beyond the challenge's starter code: a check the starter passes
+    earns nothing, one it partly passes is worth the part it fails (`starter_points` records what it had). The
+    unchanged starter therefore scores 0, and a full solution still scores every point left."""
+    given = {check["name"]: check["points"] for check in starter or []}
+    out = []
+    for check in checks:
+        base = given.get(check["name"], 0.0)
+        if base <= 0:
+            out.append(check)
+            continue
+        max_points = round(max(0.0, check["max_points"] - base), 4)
+        points = round(min(max(0.0, check["points"] - base), max_points), 4)
+        out.append({**check, "points": points, "max_points": max_points, "starter_points": round(base, 4)})
+    return out
+
+
 @functools.lru_cache(maxsize=64)
 def load_suite(checks_source: str) -> CheckSuite:
     """Parse a checks.py (trusted content written by instructors) into its probe and judge halves."""

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from config import metrics
 from grading.challenges import ChallengeNotFound, current_challenges, get_challenge
-from grading.judging import ChecksError, CheckSuite, load_suite
+from grading.judging import ChecksError, CheckSuite, beyond_starter, load_suite
 from grading.models import CodeSubmission
 from grading.signals import submission_graded
 
@@ -182,8 +182,27 @@ def mark_error(submission_id: Any, message: str) -> None:
     log.error("grading of %s could not run: %s", submission_id, message)
 
 
-_reference_cache: dict[tuple[str, str, str, str], Any] = {}
+_reference_cache: dict[tuple[str, ...], tuple[str, Any]] = {}
 _reference_lock = threading.Lock()
+
+
+def _trusted_outcome(spec: Any, suite: CheckSuite, pool: Any, *, kind: str, source: str) -> tuple[str, Any]:
+    """(status, measurements) of code the challenge itself hands out (its reference solution, its starter code): one
+    sandbox run per worker and challenge version, cached. A sandbox fault (ours) is raised, never cached."""
+    device = pool._config().device
+    key = (kind, spec.slug, spec.version, suite.digest, device)
+    with _reference_lock:
+        if key in _reference_cache:
+            return _reference_cache[key]
+        sandbox = pool.lease()
+        try:
+            outcome = sandbox.run(source, suite.probe_source, timeout_s=max(spec.timeout_s, 60.0))
+        finally:
+            pool.returned()
+        if outcome.status == "error":
+            raise ChecksError(f"the {kind} code of {spec.slug} could not run in the sandbox: {outcome.reason}")
+        _reference_cache[key] = (outcome.status, outcome.measurements if outcome.status == "ok" else outcome.reason)
+        return _reference_cache[key]
 
 
 def reference_measurements(spec: Any, suite: CheckSuite, pool: Any) -> Any:
@@ -193,22 +212,22 @@ def reference_measurements(spec: Any, suite: CheckSuite, pool: Any) -> Any:
     """
     if not suite.needs_reference:
         return None
-    device = pool._config().device
-    key = (spec.slug, spec.version, suite.digest, device)
-    with _reference_lock:
-        if key in _reference_cache:
-            return _reference_cache[key]
-        if not spec.solution_source.strip():
-            raise ChecksError(f"challenge {spec.slug} has no reference solution")
-        sandbox = pool.lease()
-        try:
-            outcome = sandbox.run(spec.solution_source, suite.probe_source, timeout_s=max(spec.timeout_s, 60.0))
-        finally:
-            pool.returned()
-        if outcome.status != "ok":
-            raise ChecksError(f"the reference solution of {spec.slug} failed in the sandbox: {outcome.reason}")
-        _reference_cache[key] = outcome.measurements
-        return outcome.measurements
+    if not spec.solution_source.strip():
+        raise ChecksError(f"challenge {spec.slug} has no reference solution")
+    status, measurements = _trusted_outcome(spec, suite, pool, kind="reference", source=spec.solution_source)
+    if status != "ok":
+        raise ChecksError(f"the reference solution of {spec.slug} failed in the sandbox: {measurements}")
+    return measurements
+
+
+def starter_checks(spec: Any, suite: CheckSuite, pool: Any, reference: Any) -> list[dict[str, Any]] | None:
+    """The challenge's own starter code judged like a submission (None: it has none, or it fails outright): what it
+    already passes is what no submission earns points for (judging.beyond_starter)."""
+    starter = getattr(spec, "starter_code", "") or ""
+    if not starter.strip():
+        return None
+    status, measurements = _trusted_outcome(spec, suite, pool, kind="starter", source=starter)
+    return suite.judge(measurements, reference) if status == "ok" else None
 
 
 def current_warmups() -> list[dict[str, str]]:
@@ -246,7 +265,12 @@ def _score(checks: list[dict[str, Any]], points: float) -> float:
 
 def _summary(checks: list[dict[str, Any]]) -> str:
     passed = sum(1 for c in checks if c["passed"])
-    return f"{passed} of {len(checks)} checks passed."
+    summary = f"{passed} of {len(checks)} checks passed."
+    free = sum(1 for c in checks if c["passed"] and c.get("starter_points") and c["max_points"] == 0)
+    if free:
+        summary += (f" {free} of them the starter code already passes: they earn nothing, your points come from the "
+                    "checks it fails.")
+    return summary
 
 
 def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = "") -> CodeSubmission | None:
@@ -273,6 +297,7 @@ def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = 
         suite = load_suite(spec.checks_source)
         pool = pool or get_pool()
         reference = reference_measurements(spec, suite, pool)
+        baseline = starter_checks(spec, suite, pool, reference)
         sandbox = pool.lease()
         try:
             # The challenge's own limit, capped by the operator's GRADING_TIMEOUT_S.
@@ -290,7 +315,7 @@ def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = 
         return CodeSubmission.objects.get(pk=submission.pk)
     if outcome.status == "ok":
         try:
-            checks = suite.judge(outcome.measurements, reference)
+            checks = beyond_starter(suite.judge(outcome.measurements, reference), baseline)
         except ChecksError as exc:
             mark_error(submission.pk, f"Grading is unavailable right now ({exc}).")
             return CodeSubmission.objects.get(pk=submission.pk)
@@ -300,10 +325,10 @@ def grade_submission_now(submission_id: Any, *, pool: Any = None, worker: str = 
             feedback=_summary(checks), artifacts=suite.artifacts(outcome.measurements), device=outcome_device(pool),
         )
     else:
-        checks = [
+        checks = beyond_starter([
             {"name": title, "passed": False, "points": 0.0, "max_points": float(weight), "feedback": outcome.reason}
             for _key, title, weight in suite.namespace["CHECKS"]
-        ]
+        ], baseline)
         finish_grading(
             submission.pk, status=Status.FAILED, checks=checks, score=0.0, max_score=max_score,
             feedback=outcome.reason, device=outcome_device(pool),

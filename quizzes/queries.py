@@ -156,6 +156,7 @@ class QuestionView:
     code_answers: list[CodeAnswer] = field(default_factory=list)
     pending: bool = False
     starter_code: str = ""
+    scoring_rule: str = ""
 
     @property
     def slug(self) -> str:
@@ -237,6 +238,7 @@ def question_view(
         code_answers=code_answers,
         pending=pending,
         starter_code=challenge.get("starter_code", ""),
+        scoring_rule=scoring_rule(placement, state, challenge, allowed, hint_cost),
     )
     if revealed:
         view.explanation = content.cite_options(challenge.get("explanation", ""), letters)
@@ -244,6 +246,55 @@ def question_view(
             correct = next(o for o in options if o.key == challenge["answer"])
             view.answer_key, view.answer_letter, view.answer_text = correct.key, correct.letter, correct.text
     return view
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.0f}%"
+
+
+def scoring_rule(
+    placement: Placement, state: QuestionState, challenge: dict[str, Any], allowed: int | None, hint_cost: str
+) -> str:
+    """How a question is scored, in words, shown before the student answers: what each attempt is worth, which
+    submission counts, what the hint costs (the credit policy snapshot of the placement, as services applies it)."""
+    multipliers = [float(m) for m in placement.credit_policy.get("attempt_multipliers") or [1.0]]
+    count = len(multipliers) if allowed is None else min(allowed, len(multipliers))
+    shares = []
+    for index in range(count):
+        later = index == count - 1 and (allowed is None or allowed > count)
+        attempts = f"attempt {index + 1}" + (" and later" if later else "")
+        shares.append(f"{_percent(multipliers[index])} on {attempts}")
+    if len(set(multipliers[:count])) == 1:
+        shares = [_percent(multipliers[0]) + ("" if allowed == 1 else " on every attempt")]
+    unit = "point" if state.max_points == 1 else "points"
+    if challenge.get("kind") == "code":
+        rule = (f"Worth {state.max_points:g} {unit}, shared among the hidden checks that the starter code does not "
+                f"already pass (the unchanged starter scores 0). A submission earns its share of the checks at "
+                f"{', '.join(shares)}; your best submission counts.")
+    else:
+        rule = f"Worth {state.max_points:g} {unit}. A correct answer earns {', '.join(shares)}."
+    return f"{rule} {hint_cost}".strip()
+
+
+def code_result_note(placement: Placement, state: QuestionState, code_answer: CodeAnswer) -> str:
+    """Why a graded submission earned its points: its share of the checks, what its attempt is worth, the hint, and
+    (when an earlier one did better) which submission counts, so a full pass never reads lower without a reason."""
+    submission = code_answer.submission
+    share = (submission.score or 0.0) / submission.max_score if submission.max_score else 0.0
+    parts = ["All checks passed" if share >= 1.0 - 1e-9 else f"{_percent(share)} of the checks' points"]
+    multiplier = services.credit_multiplier(placement.credit_policy, code_answer.attempt_number)
+    if multiplier < 1.0:
+        parts.append(f"attempt {code_answer.attempt_number} earns {_percent(multiplier)} of the points")
+    penalty = float(placement.credit_policy.get("hint_penalty", 0.0))
+    if state.hint_used and placement.rules.get("hints") == "penalised" and penalty > 0:
+        parts.append(f"the hint cost {penalty * state.max_points:g}")
+    note = "; ".join(parts) + "."
+    graded = [a for a in state.code_answers.all() if a.points is not None]
+    best = max(graded, key=lambda a: (a.points, -a.attempt_number), default=None)
+    if best is not None and best.pk != code_answer.pk and best.points > (code_answer.points or 0.0):
+        note += (f" Your best submission, {best.points:.2f} points from attempt {best.attempt_number}, is what "
+                 "counts for this question.")
+    return note
 
 
 def current_attempt(placement: Placement, lti_user_id: int) -> Attempt | None:

@@ -345,6 +345,7 @@ def _render_question(
                 if code_answer.is_pending else "",
                 "curves": queries.loss_curves(submission.artifacts) if show_result else None,
                 "norms": queries.grad_norms(submission.artifacts) if show_result else None,
+                "note": queries.code_result_note(placement, view.state, code_answer) if show_result else "",
             }
         )
         if show_result:

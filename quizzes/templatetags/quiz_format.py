@@ -125,6 +125,18 @@ def percent(value: Any) -> str:
     return "–" if value is None else f"{value * 100:.0f}%"
 
 
+@register.filter
+def starter_note(check: Any) -> str:
+    """What a check is worth next to the starter code (grading.judging.beyond_starter), e.g. " (the starter code
+    already passes this check: no points)"; "" for a check the starter fails."""
+    given = check.get("starter_points") if isinstance(check, dict) else None
+    if not given:
+        return ""
+    if not check.get("max_points"):
+        return " (the starter code already passes this check: no points)"
+    return f" (the starter code already earns {given:g} of this check's points: only what you add counts)"
+
+
 @register.inclusion_tag("quizzes/_loss_chart.html")
 def loss_chart(
     curves: dict[str, list[float]] | None, norms: dict[str, float] | None = None, width: int = 600, height: int = 300

@@ -9,7 +9,7 @@ import pytest
 
 from grading.models import CodeSubmission
 from grading.sandbox import SandboxConfig
-from tests.grading.conftest import check, solution, submission_file
+from tests.grading.conftest import check, solution, starter, submission_file
 
 pytestmark = pytest.mark.sandbox
 
@@ -31,20 +31,39 @@ def test_the_reference_solution_scores_full_marks(grade, slug):
         assert chart["grad_norms"]["residual"] > chart["grad_norms"]["plain"] > 0
 
 
+@pytest.mark.parametrize("slug", SLUGS)
+def test_the_unchanged_starter_code_scores_zero_and_what_it_passes_earns_nothing(grade, slug):
+    result = grade(slug, starter(slug))
+
+    assert result.status in (CodeSubmission.Status.GRADED, CodeSubmission.Status.FAILED)
+    assert result.score == 0.0 and result.max_score == 2.0
+    for c in result.checks:
+        assert c["points"] == 0.0, c
+        if c["passed"]:  # a check the starter passes is worth nothing to anyone
+            assert c["max_points"] == 0.0 and c["starter_points"] > 0, c
+    # What is left to earn is worth the whole challenge: a full solution still scores 2 of 2 (above).
+    assert sum(c["max_points"] for c in result.checks) > 0
+
+
 def test_identity_skip_with_mismatched_channels_loses_the_projection_checks(grade):
+    """The Debug question's bug, which is also the starter's: what the starter already passes earns nothing."""
     result = grade("resnet-block-projection", submission_file("projection_identity_mismatch.py"))
 
     assert result.status == CodeSubmission.Status.GRADED
-    assert 0 < result.score < result.max_score
-    assert check(result, "identity skip path")["passed"]  # the identity case is right
+    assert result.score == 0.0  # it passed 3 of 6 checks and scored 1.07 of 2 before the starter earned nothing
+    identity = check(result, "identity skip path")
+    assert identity["passed"] and identity["max_points"] == 0.0  # right, but the starter already had it
     assert check(result, "same seed")["passed"]
     projection = check(result, "1x1 projection")
-    assert not projection["passed"]
+    assert not projection["passed"] and projection["max_points"] == 2.0
     assert "1x1 convolution" in projection["feedback"]
     shapes = check(result, "output shape")
-    assert not shapes["passed"] and 0 < shapes["points"] < shapes["max_points"]  # partial credit
+    # The starter's partial credit on shapes (the equal-channel cases) is not worth anything: the rest still is.
+    assert not shapes["passed"] and shapes["points"] == 0.0 and 0 < shapes["max_points"] < 2.0
+    assert shapes["starter_points"] > 0
     assert "different channel counts" in shapes["feedback"]
     assert not check(result, "parameter count")["passed"]
+    assert "the starter code already passes" in result.feedback
 
 
 def test_missing_stride_on_the_shortcut_loses_the_downsampling_checks(grade):

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from grading.models import CodeSubmission
-from tests.grading.conftest import solution, submission_file
+from tests.grading.conftest import solution, starter, submission_file
 
 pytestmark = pytest.mark.sandbox
 SLUG = "resnet-block-stride"
@@ -36,6 +36,16 @@ def test_grade_file_gives_a_correct_file_full_marks(db, tmp_path):
     assert all({"name", "passed", "feedback"} <= set(c) for c in result["checks"])
     assert "[PASS]" in text and "[FAIL]" not in text
     assert CodeSubmission.objects.get(pk=result["submission"]).status == CodeSubmission.Status.GRADED
+
+
+@pytest.mark.parametrize("slug", ["resnet-block-projection", "skip-gradient-experiment"])
+def test_grade_file_gives_the_unchanged_starter_code_zero(db, tmp_path, slug):
+    answer = tmp_path / "starter.py"
+    answer.write_text(starter(slug))
+
+    text, result = run("grade_file", slug, str(answer), "--json")
+
+    assert result["score"] == 0.0 and result["max_score"] == 2.0 and result["passed"] is False
 
 
 def test_grade_file_names_the_checks_a_typical_mistake_loses(db, tmp_path):
