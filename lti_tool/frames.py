@@ -141,7 +141,7 @@ def frame_ancestor_sources() -> list[str]:
     if sources is not None:
         return sources
     found: set[str] = set()
-    active = Registration.objects.filter(status=Registration.Status.ACTIVE)
+    active = Registration.objects.active()
     for registration in active.only("issuer", "auth_login_url"):
         found |= _registration_sources(registration)
     found.update(FrameOrigin.objects.filter(registration__in=active).values_list("origin", flat=True))

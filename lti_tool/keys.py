@@ -44,7 +44,7 @@ def _new_key(state: str) -> ToolKey:
 
 def _activate(key: ToolKey) -> ToolKey:
     now = timezone.now()
-    ToolKey.objects.filter(state=ToolKey.State.ACTIVE).exclude(pk=key.pk).update(
+    ToolKey.objects.active().exclude(pk=key.pk).update(
         state=ToolKey.State.RETIRED, retired_at=now
     )
     key.state = ToolKey.State.ACTIVE
@@ -63,7 +63,7 @@ def signing_key() -> ToolKey:
         )
         if due is not None:
             return _activate(due)
-        active = ToolKey.objects.filter(state=ToolKey.State.ACTIVE).order_by("-activated_at", "-pk").first()
+        active = ToolKey.objects.active().order_by("-activated_at", "-pk").first()
         if active is not None:
             return active
         # Nothing has ever been signed: a published key may start signing at once.

@@ -12,6 +12,24 @@ from django.conf import settings
 from django.db import models
 
 
+class RegistrationQuerySet(models.QuerySet):
+    def active(self) -> RegistrationQuerySet:
+        """Registrations IT allows to launch and be framed (neither pending nor disabled)."""
+        return self.filter(status=Registration.Status.ACTIVE)
+
+
+class DeploymentQuerySet(models.QuerySet):
+    def active(self) -> DeploymentQuerySet:
+        """Deployments that may launch (not pending IT, not disabled)."""
+        return self.filter(is_active=True)
+
+
+class ToolKeyQuerySet(models.QuerySet):
+    def active(self) -> ToolKeyQuerySet:
+        """The key(s) signing now (one, except for a moment during rotation)."""
+        return self.filter(state=ToolKey.State.ACTIVE)
+
+
 class ToolKey(models.Model):
     """An RSA key pair the tool signs with (deep-linking responses, service-token assertions).
 
@@ -32,6 +50,8 @@ class ToolKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     retired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ToolKeyQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.state})"
@@ -64,6 +84,8 @@ class Registration(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RegistrationQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["issuer", "client_id"], name="uniq_registration")]
@@ -100,6 +122,8 @@ class Deployment(models.Model):
     # First seen in a launch and held for IT (LTI_DEPLOYMENT_POLICY=approval): inactive until IT activates it.
     pending = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DeploymentQuerySet.as_manager()
 
     class Meta:
         constraints = [

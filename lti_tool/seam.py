@@ -98,7 +98,7 @@ class DbToolConf(ToolConfAbstract):
     def find_deployment_by_params(
         self, iss: str, deployment_id: str, client_id: str | None, *args: Any, **kwargs: Any
     ) -> PyltiDeployment | None:
-        qs = Deployment.objects.filter(registration__issuer=iss, deployment_id=deployment_id, is_active=True)
+        qs = Deployment.objects.active().filter(registration__issuer=iss, deployment_id=deployment_id)
         if client_id:
             qs = qs.filter(registration__client_id=client_id)
         if not qs.exists():

@@ -379,7 +379,7 @@ def check_registration_status(registration: Registration) -> None:
             status=403,
             admin_hint="An administrator of the tool must approve the registration in the tool's admin.",
         )
-    if registration.status != Registration.Status.ACTIVE:
+    if not registration.is_active:
         raise LaunchRefused(
             "registration_disabled",
             "This tool has been disabled for your platform.",

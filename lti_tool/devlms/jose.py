@@ -60,7 +60,7 @@ def public_pem(key: PlatformKey) -> str:
 
 def platform_key() -> PlatformKey:
     """The active platform signing key, created on first use."""
-    key = PlatformKey.objects.filter(active=True).order_by("-created_at").first()
+    key = PlatformKey.objects.active().order_by("-created_at").first()
     if key is not None:
         return key
     with transaction.atomic():
@@ -82,7 +82,7 @@ def rotate_platform_key(retire_old: bool = False) -> PlatformKey:
 def platform_jwks() -> dict[str, Any]:
     """The JWKS the platform publishes (every active key)."""
     platform_key()
-    return {"keys": [k.public_jwk for k in PlatformKey.objects.filter(active=True).order_by("created_at")]}
+    return {"keys": [k.public_jwk for k in PlatformKey.objects.active().order_by("created_at")]}
 
 
 def encode_jws(payload: dict[str, Any], header: dict[str, Any], key: Any) -> str:

@@ -9,6 +9,13 @@ from __future__ import annotations
 from django.db import models
 
 
+class ActiveQuerySet(models.QuerySet):
+    """For models with an `active` flag (keys the platform publishes, installed tools, current enrollments)."""
+
+    def active(self) -> ActiveQuerySet:
+        return self.filter(active=True)
+
+
 class Style(models.TextChoices):
     """Which real LMS the platform mimics where Canvas and Moodle differ (AGS errors, deployment ids, URLs)."""
 
@@ -24,6 +31,8 @@ class PlatformKey(models.Model):
     public_jwk = models.JSONField()
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ActiveQuerySet.as_manager()
 
 
 class RegistrationToken(models.Model):
@@ -59,6 +68,8 @@ class Tool(models.Model):
     claims = models.JSONField(default=list, blank=True)
     registration = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ActiveQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.name or 'tool'} ({self.client_id})"
@@ -107,6 +118,8 @@ class Enrollment(models.Model):
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="enrollments")
     is_instructor = models.BooleanField(default=False)
     active = models.BooleanField(default=True)
+
+    objects = ActiveQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["course", "person"], name="devlms_uniq_enrollment")]

@@ -249,7 +249,7 @@ def add_resource_link(
 
 def current_tool() -> Tool | None:
     """The tool launches go to: the newest active, installed one."""
-    return Tool.objects.filter(active=True).exclude(deployment_id="").order_by("-created_at", "-pk").first()
+    return Tool.objects.active().exclude(deployment_id="").order_by("-created_at", "-pk").first()
 
 
 # --- Dynamic Registration ------------------------------------------------------------------------------------------
@@ -467,7 +467,7 @@ def _role_uris(person: Person, course: Course, roles: list[str] | None, style: s
         return [membership, ROLE_FACULTY_INST if membership == ROLE_INSTRUCTOR else ROLE_STUDENT_INST]
     # Canvas's allRoles: the course role plus the user's roles anywhere in the school (a teacher in any course is
     # an institution Instructor, a student in any an institution Student) and the system User role.
-    anywhere = set(Enrollment.objects.filter(person=person, active=True).values_list("is_instructor", flat=True))
+    anywhere = set(Enrollment.objects.active().filter(person=person).values_list("is_instructor", flat=True))
     institution = [ROLE_TEACHER_INST] * (True in anywhere) + [ROLE_STUDENT_INST] * (False in anywhere)
     return [membership, *institution, ROLE_SYSTEM_USER]
 
@@ -699,7 +699,7 @@ def issue_access_token(platform: Platform, form: Any) -> dict[str, Any]:
         raise PlatformError(400, "client_assertion is not a readable JWT.", error="invalid_request")
     if has_nul(unverified):
         raise PlatformError(400, "client_assertion holds a NUL character.", error="invalid_request")
-    tool = Tool.objects.filter(client_id=str(unverified.get("iss", ""))[:64], active=True).first()
+    tool = Tool.objects.active().filter(client_id=str(unverified.get("iss", ""))[:64]).first()
     if tool is None:
         raise PlatformError(401, "Unknown or inactive client.", error="invalid_client")
     canvas = tool.style == Style.CANVAS
@@ -980,7 +980,7 @@ def _apply_score(item: LineItem, style: str, person: Person | None, body: Any) -
     comment = body.get("comment", "")
     if not isinstance(comment, str) or len(comment) > 10_000:
         raise PlatformError(400, "comment must be a string of at most 10000 characters.")
-    enrollment = Enrollment.objects.filter(course=item.course, person=person, active=True).first() if person else None
+    enrollment = Enrollment.objects.active().filter(course=item.course, person=person).first() if person else None
     if enrollment is None or enrollment.is_instructor:
         if moodle:  # exactly what Moodle 4.5 answers: the score echoed after the message, in the status line
             raise PlatformError(400, "Incorrect score received" + json.dumps(body)[:500], in_status_line=True)
@@ -1094,7 +1094,7 @@ def grade_by_hand(item: LineItem, person: Person, score: float | None) -> Score:
     """
     if score is not None and not (isinstance(score, int | float) and 0 <= score <= 1e6):
         raise PlatformError(400, "The grade must be a number between 0 and 1000000, or empty to clear it.")
-    if not Enrollment.objects.filter(course=item.course_id, person=person, active=True, is_instructor=False).exists():
+    if not Enrollment.objects.active().filter(course=item.course_id, person=person, is_instructor=False).exists():
         raise PlatformError(400, "Only a student of the course can be graded.")
     grade = "" if score is None or item.grading_type != "pass_fail" else ("complete" if score > 0 else "incomplete")
     with transaction.atomic():
@@ -1131,7 +1131,7 @@ def memberships(
         raise PlatformError(400, f"limit must be 1..{MAX_PAGE_SIZE} and page >= 1.")
     if canvas:
         limit = min(limit, CANVAS_MAX_PER_PAGE)  # Canvas caps per_page silently (Api.per_page_for)
-    enrollments = course.enrollments.filter(active=True).select_related("person").order_by("pk")
+    enrollments = course.enrollments.active().select_related("person").order_by("pk")
     role = query.get("role", "")
     if role:
         want_instructor = role.endswith("Instructor")
