@@ -436,7 +436,7 @@ def new_presentation(challenge: dict[str, Any], *, shuffle: bool) -> dict[str, A
 def option_key(state: QuestionState, option_id: str) -> str:
     """The content key of the option this attempt showed under `option_id`; InvalidInput for anything else."""
     for key, shown_id in state.presentation.get("options") or []:
-        if secrets.compare_digest(str(shown_id), option_id):
+        if shown_id == option_id:
             return str(key)
     raise InvalidInput("That is not one of this question's options; reload the page and choose again.")
 

@@ -229,10 +229,17 @@ def test_a_content_key_or_another_attempts_id_is_not_an_answer():
     mine, theirs = services.start_attempt(placement, alice), services.start_attempt(placement, bob)
     for attempt in (mine, theirs):
         services.show_question(attempt, FIRST)
-    for value in ("A", "B", option_id(theirs, FIRST, "A"), "", "x" * 8):
+    for value in ("A", "B", option_id(theirs, FIRST, "A"), "", "x" * 8, "é", "\x00", "ü" * 8):
         with pytest.raises(services.InvalidInput, match="not one of this question's options"):
             services.submit_option(mine, FIRST, value)
     assert not Answer.objects.exists() and mine.states.get(slug=FIRST).attempts_used == 0
+    client = Client()  # over HTTP too: a value that is not text the id could be is a 400, never a 500
+    establish_launch(client, rl, alice)
+    url = reverse("quizzes:answer", kwargs={"resource_link_pk": rl.pk, "slug": FIRST})
+    for value in ("é", "ü" * 8, "A", "\x00"):
+        response = client.post(url, {"attempt": mine.pk, "choice": value})
+        assert response.status_code == 400 and b"not one of this question" in response.content
+    assert not Answer.objects.exists()
     answer = services.submit_option(mine, FIRST, option_id(mine, FIRST, "A"))
     assert answer.choice == "A" and answer.correct
 
