@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
@@ -11,14 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from lti_tool import dynreg, frames, seam
+from lti_tool import dynreg, frames, seam, sessions
 from lti_tool import validation as v
 from lti_tool.gradebook import ags
 from lti_tool.models import Context, Deployment, LtiUser, Membership, Registration, ResourceLink
 from lti_tool.roles import course_roles, role_list
-from lti_tool.sessions import DEEP_LINK_SESSION_KEY, LaunchInfo
+from lti_tool.sessions import DeepLinkLaunch, LaunchInfo
 
-MAX_DEEP_LINKS_KEPT = 10
 MAX_CUSTOM_PARAMS = 50
 MAX_CUSTOM_VALUE_CHARS = 1000
 
@@ -256,38 +255,20 @@ class DeepLinkItem:
 def remember_deep_link(request: HttpRequest, synced: SyncedLaunch, claims: dict[str, Any]) -> str:
     """Store what a deep-linking response needs in the session; returns the launch id."""
     dl = claims[v.C_DL_SETTINGS]
-    entry = {
-        "launch_id": synced.info.launch_id,
-        "registration_pk": synced.info.registration_pk,
-        "deployment_pk": synced.info.deployment_pk,
-        "context_pk": synced.info.context_pk,
-        "lti_user_pk": synced.info.lti_user_pk,
-        "roles": synced.info.roles,
-        "is_staff": synced.info.is_staff,
-        "is_learner": synced.info.is_learner,
-        "may_configure": course_roles(synced.info.roles).may_configure,
-        "return_url": dl["deep_link_return_url"],
-        "data": dl.get("data"),
-        "accept_types": dl.get("accept_types") if isinstance(dl.get("accept_types"), list) else [],
-        "accept_multiple": dl.get("accept_multiple") in (True, "true"),
-        "title": _text(dl.get("title"), 500),
-        "text": _text(dl.get("text"), 2000),
-    }
-    links = dict(request.session.get(DEEP_LINK_SESSION_KEY, {}))
-    links[synced.info.launch_id] = entry
-    while len(links) > MAX_DEEP_LINKS_KEPT:
-        links.pop(next(iter(links)))
-    request.session[DEEP_LINK_SESSION_KEY] = links
-    request.session.cycle_key()
+    sessions.remember_deep_link(
+        request,
+        DeepLinkLaunch(
+            **asdict(synced.info),
+            may_configure=course_roles(synced.info.roles).may_configure,
+            return_url=dl["deep_link_return_url"],
+            data=dl.get("data"),
+            accept_types=dl.get("accept_types") if isinstance(dl.get("accept_types"), list) else [],
+            accept_multiple=dl.get("accept_multiple") in (True, "true"),
+            title=_text(dl.get("title"), 500),
+            text=_text(dl.get("text"), 2000),
+        ),
+    )
     return synced.info.launch_id
-
-
-def deep_link_session(request: HttpRequest, launch_id: str) -> dict | None:
-    """The deep-linking launch `launch_id` of this browser session: is_staff, may_configure, context_pk,
-    registration_pk, deployment_pk, lti_user_pk, roles, return_url, data, accept_types, accept_multiple, title, text;
-    or None."""
-    entry = request.session.get(DEEP_LINK_SESSION_KEY, {}).get(launch_id)
-    return dict(entry) if entry else None
 
 
 def _refuse_page(request: HttpRequest, reason: str, message: str, status: int) -> HttpResponse:
@@ -299,23 +280,17 @@ def _refuse_page(request: HttpRequest, reason: str, message: str, status: int) -
     )
 
 
-def deep_linking_response(request: HttpRequest, launch_id: str, items: list[DeepLinkItem]) -> HttpResponse:
-    """The page that posts the signed LtiDeepLinkingResponse to the platform (one response per deep-link launch)."""
-    entry = deep_link_session(request, launch_id)
-    if entry is None:
-        return _refuse_page(
-            request,
-            "deep_link_session_missing",
-            "This deep-linking session has expired. Please start again from your course.",
-            403,
-        )
-    if entry["accept_types"] and "ltiResourceLink" not in entry["accept_types"]:
+def deep_linking_response(request: HttpRequest, deep_link: DeepLinkLaunch, items: list[DeepLinkItem]) -> HttpResponse:
+    """The page that posts the signed LtiDeepLinkingResponse to the platform (one response per deep-link launch).
+
+    `deep_link` is this session's (sessions.current_deep_link): whoever has none tells the user to start again.
+    """
+    if deep_link.accept_types and "ltiResourceLink" not in deep_link.accept_types:
         return _refuse_page(request, "deep_link_type_refused", "Your platform does not accept tool links here.", 400)
-    if len(items) > 1 and not entry["accept_multiple"]:
+    if len(items) > 1 and not deep_link.accept_multiple:
         return _refuse_page(request, "deep_link_multiple_refused", "Your platform accepts only one item here.", 400)
-    registration = Registration.objects.filter(pk=entry["registration_pk"], status=Registration.Status.ACTIVE).first()
-    deployment = Deployment.objects.filter(pk=entry["deployment_pk"], is_active=True).first()
-    if registration is None or deployment is None:
+    registration, deployment = deep_link.registration, deep_link.deployment
+    if registration is None or deployment is None or not (registration.is_active and deployment.is_active):
         return _refuse_page(
             request, "registration_disabled", "This tool has been disabled for your platform since you opened it.", 403
         )
@@ -340,21 +315,17 @@ def deep_linking_response(request: HttpRequest, launch_id: str, items: list[Deep
                 "line_item": line_item,
             }
         )
-    settings_claim = {"deep_link_return_url": entry["return_url"]}
-    if entry.get("data") is not None:
-        settings_claim["data"] = entry["data"]
+    settings_claim = {"deep_link_return_url": deep_link.return_url}
+    if deep_link.data is not None:
+        settings_claim["data"] = deep_link.data
     token = seam.deep_link_response_jwt(
         registration=registration,
         deployment_id=deployment.deployment_id,
         dl_settings=settings_claim,
         items=payload,
     )
-    links = dict(request.session.get(DEEP_LINK_SESSION_KEY, {}))
-    links.pop(launch_id, None)
-    request.session[DEEP_LINK_SESSION_KEY] = links
-    return render(
-        request, "lti_tool/deep_link_return.html", {"return_url": entry["return_url"], "jwt": token}
-    )
+    sessions.forget_deep_link(request, deep_link.launch_id)
+    return render(request, "lti_tool/deep_link_return.html", {"return_url": deep_link.return_url, "jwt": token})
 
 
 # --- Registrations ----------------------------------------------------------------------------------------------------

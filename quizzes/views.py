@@ -154,13 +154,13 @@ def launch(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> H
 @require_http_methods(["GET", "POST"])
 def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
     """The instructor's placement form after a deep-linking launch; POST returns the link to the LMS."""
-    from lti_tool.models import Context, Registration
-    from lti_tool.services import DeepLinkItem, deep_link_session, deep_linking_response
+    from lti_tool.services import DeepLinkItem, deep_linking_response
+    from lti_tool.sessions import current_deep_link
 
-    session = deep_link_session(request, launch_id)
-    if session is None:
+    deep_link = current_deep_link(request, launch_id)
+    if deep_link is None or deep_link.registration is None:
         return error_page(request, "This deep-linking session has expired. Please start again from your course.", 403)
-    if not (session.get("is_staff") or session.get("may_configure")):  # lti_tool.roles: staff and designers
+    if not (deep_link.is_staff or deep_link.may_configure):  # lti_tool.roles: staff and designers
         return error_page(request, "Only instructors and designers can add this activity to a course.", 403)
     challenge_set = content.current_set()
     modes = content.get_modes()
@@ -194,9 +194,9 @@ def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
         else:
             try:
                 draft = services.create_placement_draft(
-                    registration=Registration.objects.get(pk=session["registration_pk"]),
-                    context=Context.objects.filter(pk=session.get("context_pk")).first(),
-                    created_by=LtiUser.objects.filter(pk=session.get("lti_user_pk")).first(),
+                    registration=deep_link.registration,
+                    context=deep_link.context,
+                    created_by=deep_link.lti_user,
                     challenge_slugs=form["challenges"],
                     mode_slug=form["mode"],
                     points=points,
@@ -217,7 +217,7 @@ def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
                     tag="resnet-challenges",
                     text=modes[draft.mode_slug]["description"],
                 )
-                return deep_linking_response(request, launch_id, [item])
+                return deep_linking_response(request, deep_link, [item])
     return render(
         request,
         "quizzes/deep_link.html",

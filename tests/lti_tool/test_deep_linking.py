@@ -10,6 +10,8 @@ from django.test import RequestFactory
 
 from lti_tool import keys, services
 from lti_tool import validation as v
+from lti_tool.models import Registration
+from lti_tool.sessions import current_deep_link
 from tests.lti_tool.conftest import INSTRUCTOR
 
 ITEM = services.DeepLinkItem(
@@ -32,7 +34,7 @@ def deep_link(client, platform, **overrides):
 def respond(client, launch_id, items):
     request = RequestFactory().post("/deep-link/")
     request.session = client.session
-    response = services.deep_linking_response(request, launch_id, items)
+    response = services.deep_linking_response(request, current_deep_link(request, launch_id), items)
     request.session.save()
     return response
 
@@ -49,8 +51,8 @@ def decode(platform, response):
 
 def test_response_is_signed_and_complete(client, platform):
     launch_id = deep_link(client, platform)
-    session = services.deep_link_session(_request(client), launch_id)
-    assert session["is_staff"] and session["context_pk"] and session["registration_pk"] == platform.registration.pk
+    launch = current_deep_link(_request(client), launch_id)
+    assert launch.is_staff and launch.context_pk and launch.registration == platform.registration
     response = respond(client, launch_id, [ITEM])
     assert response.status_code == 200
     action, header, claims = decode(platform, response)
@@ -112,9 +114,11 @@ def test_data_is_left_out_when_the_platform_sent_none(client, platform):
 def test_response_is_one_shot_and_needs_the_session(client, platform):
     launch_id = deep_link(client, platform)
     assert respond(client, launch_id, [ITEM]).status_code == 200
-    again = respond(client, launch_id, [ITEM])
-    assert again.status_code == 403
-    assert respond(client, "not-a-launch", [ITEM]).status_code == 403
+    assert current_deep_link(_request(client), launch_id) is None
+    # The placement form refuses a deep-linking launch already answered, or one this session never had.
+    again = client.post(f"/deep-link/{launch_id}/", {"title": "Again", "mode": "practice"})
+    assert again.status_code == 403 and "JWT" not in again.content.decode()
+    assert client.get("/deep-link/not-a-launch/").status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -133,10 +137,15 @@ def test_platform_limits_are_respected(client, platform, dl_overrides, items):
 
 
 def test_no_response_through_a_registration_disabled_meanwhile(client, platform):
-    from lti_tool.models import Registration
-
     launch_id = deep_link(client, platform)
     Registration.objects.filter(pk=platform.registration.pk).update(status=Registration.Status.DISABLED)
     response = respond(client, launch_id, [ITEM])
     assert response.status_code == 403
     assert "JWT" not in response.content.decode()
+
+
+def test_a_registration_deleted_meanwhile_is_an_expired_deep_link_not_an_error(client, platform):
+    launch_id = deep_link(client, platform)
+    Registration.objects.filter(pk=platform.registration.pk).delete()
+    response = client.post(f"/deep-link/{launch_id}/", {"title": "Exam", "mode": "practice", "points": "5"})
+    assert response.status_code == 403 and "has expired" in response.content.decode()
