@@ -131,6 +131,15 @@ def _shuffle_choice(raw: str) -> bool | None:
     return choices[raw]
 
 
+def _shuffle_field(placement: Placement) -> str:
+    """The settings form's option order for a placement: "" while it follows its mode (so changing the mode brings
+    that mode's rule), else the instructor's override."""
+    shuffled = bool(placement.rules.get("shuffle_options"))
+    if shuffled == bool(content.get_modes().get(placement.mode_slug, {}).get("shuffle_options")):
+        return ""
+    return "on" if shuffled else "off"
+
+
 def _question_url(resource_link_pk: int, slug: str) -> str:
     return reverse("quizzes:question", kwargs={"resource_link_pk": resource_link_pk, "slug": slug})
 
@@ -535,6 +544,7 @@ def dashboard(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, p
             "gradebook_url": _gradebook_url(resource_link_pk),
             "modes": content.get_modes(),
             "has_attempts": placement.attempts.exists(),
+            "shuffle_choice": _shuffle_field(placement),
         },
     )
 

@@ -196,10 +196,27 @@ def test_an_instructor_overrides_the_modes_rule_in_deep_linking_and_in_the_setti
     assert teacher.post(settings_url, {**form, "shuffle_options": "off"}).status_code == 302
     placement.refresh_from_db()
     assert placement.rules["shuffle_options"] is False
+    dashboard = teacher.get(reverse("quizzes:dashboard", kwargs={"resource_link_pk": rl.pk})).content.decode()
+    assert '<option value="off" selected>' in dashboard  # the override is what the settings form shows
     attempt = services.start_attempt(placement, student_for(rl))
     assert [k for k, _id in attempt.states.get(slug=FIRST).presentation["options"]] == ["A", "B", "C", "D"]
     dashboard = teacher.get(reverse("quizzes:dashboard", kwargs={"resource_link_pk": rl.pk})).content.decode()
     assert "as in the content, for every student" in dashboard
+
+
+@pytest.mark.django_db
+def test_a_placement_following_its_mode_keeps_following_it_when_the_mode_changes():
+    placement = PlacementFactory(mode="timed", slugs=[FIRST])
+    rl = placement.resource_link
+    teacher = Client()
+    establish_launch(teacher, rl, instructor_for(rl), staff=True)
+    dashboard = teacher.get(reverse("quizzes:dashboard", kwargs={"resource_link_pk": rl.pk})).content.decode()
+    assert '<option value="" selected>as the mode says' in dashboard
+    settings_url = reverse("quizzes:settings", kwargs={"resource_link_pk": rl.pk})
+    form = {"challenges": [FIRST], "mode": "practice", "points": "1", "shuffle_options": ""}
+    assert teacher.post(settings_url, form).status_code == 302
+    placement.refresh_from_db()
+    assert placement.mode_slug == "practice" and placement.rules["shuffle_options"] is False
 
 
 @pytest.mark.django_db(transaction=True)
