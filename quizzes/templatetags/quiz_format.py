@@ -126,6 +126,16 @@ def percent(value: Any) -> str:
 
 
 @register.filter
+def shuffle_defaults(modes: Any) -> str:
+    """Which modes shuffle options by default, from modes.yaml: "Timed challenge, Exam: shuffled; Practice: ..."."""
+    modes = list(modes.values()) if isinstance(modes, dict) else []
+    on = [m["title"] for m in modes if m.get("shuffle_options")]
+    off = [m["title"] for m in modes if not m.get("shuffle_options")]
+    parts = ([f"{', '.join(on)}: shuffled"] if on else []) + ([f"{', '.join(off)}: as in the content"] if off else [])
+    return "; ".join(parts)
+
+
+@register.filter
 def starter_note(check: Any) -> str:
     """What a check is worth next to the starter code (grading.judging.beyond_starter), e.g. " (the starter code
     already passes this check: no points)"; "" for a check the starter fails."""
