@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/2
 CHROMIUM_PATH ?= /usr/bin/chromium
 
-.PHONY: venv system-deps test lint demo migrate clean bench loadtest reliability
+.PHONY: venv system-deps static-build test lint demo migrate clean bench loadtest reliability
 
 $(BIN)/.installed: requirements.txt requirements-worker.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,18 +29,26 @@ system-deps:
 	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
 	fi
 
+# The student's code editor (CodeMirror 6, frontend/): the exact lockfile's packages from the npm registry, bundled by
+# esbuild into static/js/build/ (git-ignored). Rebuilt when the lockfile, the build script or the sources change.
+EDITOR_BUNDLE := static/js/build/editor.js
+static-build: $(EDITOR_BUNDLE)
+
+$(EDITOR_BUNDLE): frontend/package.json frontend/package-lock.json frontend/build.mjs $(wildcard frontend/src/*.js)
+	cd frontend && npm ci --no-audit --no-fund && npm run --silent build
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 
-test: venv system-deps lint
+test: venv system-deps static-build lint
 	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_CONN_MAX_AGE=0 REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	CHROMIUM_PATH=$(CHROMIUM_PATH) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
-demo: venv system-deps
+demo: venv system-deps static-build
 	bash scripts/demo.sh
 
 bench: venv system-deps
@@ -55,4 +63,4 @@ reliability: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python scripts/gradebook_reliability.py
 
 clean:
-	rm -rf $(VENV) .cache db.sqlite3 staticfiles
+	rm -rf $(VENV) .cache db.sqlite3 staticfiles static/js/build frontend/node_modules

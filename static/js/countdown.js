@@ -23,6 +23,7 @@
       if (el.tagName === "TEXTAREA") { el.readOnly = true; } else { el.disabled = true; }
     });
     form.classList.add("locked");
+    form.dispatchEvent(new CustomEvent("player:locked"));  // the code editor (editor.js) turns read-only
   }
 
   function start(el) {

@@ -34,7 +34,8 @@
       box.hidden = false;
     }
     found.field.setAttribute("aria-invalid", "true");
-    found.field.focus();
+    // The code editor (editor.js) hides its textarea and offers its own focus.
+    if (typeof found.field.focusEditor === "function") { found.field.focusEditor(); } else { found.field.focus(); }
   }
 
   document.addEventListener("submit", function (event) {

@@ -161,6 +161,25 @@ def shown_letter(tool: FrameLocator | Page, option_text: str) -> str:
     return tool.locator("label", has_text=option_text).locator(".key").inner_text().strip()
 
 
+def code_editor(tool: FrameLocator | Page) -> Any:
+    """The code answer's editor (CodeMirror's content element, a textbox named by the form's label)."""
+    return tool.get_by_role("textbox", name="Your code (Python, PyTorch)")
+
+
+def paste_code(tool: FrameLocator | Page, text: str) -> None:
+    """Replace the code editor's text as a paste would (typing long code through the protocol would take minutes)."""
+    code_editor(tool).evaluate(
+        """(el, text) => {
+          el.focus();
+          document.execCommand("selectAll");
+          const data = new DataTransfer();
+          data.setData("text/plain", text);
+          el.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true, cancelable: true}));
+        }""",
+        text,
+    )
+
+
 # --- keyboard ---------------------------------------------------------------------------------------------------------
 
 _FOCUSED_JS = """() => {

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from grading.models import CodeSubmission
 from quizzes.models import Answer, QuestionState
-from tests.browser.support import SEED_QUESTIONS, begin_question, launch_in_frame
+from tests.browser.support import SEED_QUESTIONS, begin_question, launch_in_frame, paste_code
 
 pytestmark = pytest.mark.browser
 CODE_TITLE = "Fix the block: a projection shortcut"
@@ -43,15 +43,15 @@ def test_double_clicking_every_player_button_sends_each_form_once(page: Page, de
     tool.get_by_role("link", name=CODE_TITLE).click()
     begin_question(tool, CODE_TITLE)
     expect(tool.get_by_text("At most 64 KiB of code.")).to_be_visible()
-    code = tool.get_by_label("Your code (Python, PyTorch)")
-    # 120 KB, set as a paste would (typing it through the protocol would take minutes). Megabytes without
-    # JavaScript get the server's 413 page: tests/config/test_errors.py.
-    code.evaluate("(el) => { el.value = 'x = 1\\n'.repeat(20000); }")
+    # 120 KB, pasted into the code editor. Megabytes without JavaScript get the server's 413 page:
+    # tests/config/test_errors.py.
+    paste_code(tool, "x = 1\n" * 20000)
+    expect(tool.get_by_text("117.2 KiB of 64 KiB used.")).to_be_visible()
     posts_before = len(posts)
     tool.get_by_role("button", name="Submit for grading").click()
     expect(tool.get_by_role("alert")).to_contain_text("at most 64 KiB can be submitted")
     assert len(posts) == posts_before and not CodeSubmission.objects.exists()
-    code.fill("import torch\n")
+    paste_code(tool, "import torch\n")
     tool.get_by_role("button", name="Submit for grading").dblclick()
     expect(tool.get_by_role("status").filter(has_text="Grading")).to_be_visible()
     assert CodeSubmission.objects.count() == 1

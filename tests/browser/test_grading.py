@@ -17,6 +17,7 @@ from tests.browser.support import (
     begin_question,
     devlms_home,
     launch_in_frame,
+    paste_code,
     start_set,
     tool_frame,
 )
@@ -41,7 +42,7 @@ def test_code_is_graded_live_reaches_the_gradebook_and_the_instructor_reviews_it
     begin_question(tool, TITLE)
 
     solution = content.get_code_challenge(SLUG).solution_source
-    tool.get_by_label("Your code (Python, PyTorch)").fill(solution)
+    paste_code(tool, solution)
     tool.get_by_role("button", name="Submit for grading").click()
 
     # While the worker grades, the page says so; its script follows the submission and shows the result.

@@ -21,6 +21,7 @@ from tests.browser.support import (
     answer,
     assert_accessible,
     begin_question,
+    code_editor,
     devlms_home,
     focused,
     has_horizontal_scroll,
@@ -118,12 +119,12 @@ def test_student_plays_the_seed_questions_inside_the_lms_iframe(
         answer(tool, right)
         expect(_answers_list(tool)).to_have_text([re.compile(r"Attempt 1: [A-D]\s+—\s+correct")])
 
-    # Then the code challenges: a plain form with a textarea holding the starter code.
+    # Then the code challenges: the code editor holds the starter code.
     next_question(tool)
     begin_question(tool, "Fix the block: a projection shortcut")
-    code = tool.get_by_label("Your code (Python, PyTorch)")
+    code = code_editor(tool)
     expect(code).to_be_editable()
-    expect(code).to_have_value(re.compile(r"class ResNetBlock\(nn\.Module\)"))
+    expect(code).to_contain_text(re.compile(r"class ResNetBlock\(nn\.Module\)"))
     expect(tool.get_by_role("button", name="Submit for grading")).to_be_visible()
     assert_accessible(frame, "a code challenge")
 

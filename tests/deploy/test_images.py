@@ -39,8 +39,14 @@ def test_web_requirements_have_no_torch_and_worker_requirements_do():
     assert "torch" in _requirements(ROOT / "requirements-worker.txt")
 
 
+def _final_stage(steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The instructions of a multi-stage Dockerfile's last stage (the image that runs)."""
+    start = max(i for i, (op, _) in enumerate(steps) if op == "FROM")
+    return steps[start:]
+
+
 def test_web_image_is_python_311_slim_with_web_requirements_only():
-    steps = _instructions("Dockerfile")
+    steps = _final_stage(_instructions("Dockerfile"))
     assert steps[0] == ("FROM", "python:3.11-slim")
     runs = " ".join(arg for op, arg in steps if op == "RUN")
     copies = " ".join(arg for op, arg in steps if op == "COPY")
@@ -50,6 +56,23 @@ def test_web_image_is_python_311_slim_with_web_requirements_only():
     cmd = [arg for op, arg in steps if op == "CMD"][-1]
     assert cmd == '["gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi"]'
     assert "gunicorn" in _requirements(ROOT / "requirements.txt")
+
+
+def test_web_image_builds_the_code_editor_bundle_from_the_lockfile_before_collectstatic():
+    steps = _instructions("Dockerfile")
+    node_from = next(arg for op, arg in steps if op == "FROM")
+    assert node_from.startswith("node:20") and node_from.endswith(" AS static-build")
+    build_stage = steps[: len(steps) - len(_final_stage(steps))]
+    runs = [arg for op, arg in build_stage if op == "RUN"]
+    assert runs[0].startswith("npm ci") and "npm run --silent build" in runs[-1]
+    final = _final_stage(steps)
+    copied = [i for i, (op, arg) in enumerate(final) if op == "COPY" and "--from=static-build" in arg]
+    collect = [i for i, (op, arg) in enumerate(final) if op == "RUN" and "collectstatic" in arg]
+    assert copied and collect and copied[0] < collect[0], "the bundle must be in place before collectstatic"
+    assert "static/js/build/" in final[copied[0]][1]
+    # A local node_modules or bundle never enters the build context: the image builds its own from the lockfile.
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {"**/node_modules", "static/js/build"} <= ignored
 
 
 def test_worker_image_is_cuda_runtime_with_python_311_bubblewrap_and_torch():
