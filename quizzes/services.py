@@ -343,6 +343,7 @@ def _settings_snapshot(placement: Placement) -> dict[str, Any]:
         "challenges": list(placement.challenge_slugs),
         "points": placement.points,
         "set_time_limit_s": placement.rules.get("set_time_limit_s"),
+        "shuffle_options": bool(placement.rules.get("shuffle_options")),
     }
 
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 from lti_tool.models import LtiUser
 from quizzes import content, services
 from quizzes.content import ContentError, read_set_file
-from quizzes.models import Answer, Attempt, Placement, QuestionState
+from quizzes.models import Answer, Attempt, AuditEntry, Placement, QuestionState
 from tests.lti_support import choice_options, parse_forms
 from tests.quizzes.factories import (
     PlacementFactory,
@@ -196,6 +196,8 @@ def test_an_instructor_overrides_the_modes_rule_in_deep_linking_and_in_the_setti
     assert teacher.post(settings_url, {**form, "shuffle_options": "off"}).status_code == 302
     placement.refresh_from_db()
     assert placement.rules["shuffle_options"] is False
+    entry = AuditEntry.objects.get(placement=placement, action=AuditEntry.Action.SETTINGS)  # audited like any setting
+    assert (entry.before["shuffle_options"], entry.after["shuffle_options"]) == (True, False)
     dashboard = teacher.get(reverse("quizzes:dashboard", kwargs={"resource_link_pk": rl.pk})).content.decode()
     assert '<option value="off" selected>' in dashboard  # the override is what the settings form shows
     attempt = services.start_attempt(placement, student_for(rl))
