@@ -272,7 +272,7 @@ def scoring_rule(
                 f"already pass (the unchanged starter scores 0). A submission earns its share of the checks at "
                 f"{', '.join(shares)}; your best submission counts.")
     else:
-        rule = f"Worth {state.max_points:g} {unit}. A correct answer earns {', '.join(shares)}."
+        rule = f"Worth {state.max_points:g} {unit}. A right answer earns {', '.join(shares)}."
     return f"{rule} {hint_cost}".strip()
 
 

@@ -3,6 +3,8 @@ a full pass on a later attempt never reads as a lower grade than an earlier part
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -27,12 +29,12 @@ def _page(placement, user, slug: str) -> str:
 @pytest.mark.parametrize(
     "mode,slug,rule",
     [
-        ("timed", FIRST, "Worth 1 point. A correct answer earns 100% on attempt 1, 50% on attempt 2. Using the hint "
+        ("timed", FIRST, "Worth 1 point. A right answer earns 100% on attempt 1, 50% on attempt 2. Using the hint "
                          "costs 0.1 of this question&#x27;s 1 point."),
-        ("homework", FIRST, "Worth 1 point. A correct answer earns 100% on attempt 1, 75% on attempt 2, 50% on "
+        ("homework", FIRST, "Worth 1 point. A right answer earns 100% on attempt 1, 75% on attempt 2, 50% on "
                             "attempt 3. Using the hint costs 0.1"),
-        ("exam", FIRST, "Worth 1 point. A correct answer earns 100%.</p>"),
-        ("practice", FIRST, "Worth 1 point. A correct answer earns 100% on every attempt.</p>"),
+        ("exam", FIRST, "Worth 1 point. A right answer earns 100%.</p>"),
+        ("practice", FIRST, "Worth 1 point. A right answer earns 100% on every attempt.</p>"),
         ("timed", BLOCK, "Worth 2 points, shared among the hidden checks that the starter code does not already pass "
                          "(the unchanged starter scores 0). A submission earns its share of the checks at 100% on "
                          "attempt 1, 50% on attempt 2 and later; your best submission counts. Using the hint costs "
@@ -61,9 +63,9 @@ def test_a_full_pass_worth_less_than_an_earlier_partial_says_which_counts_and_wh
     state = attempt.states.get(slug=BLOCK)
     assert state.status == QuestionState.Status.CORRECT and state.points == pytest.approx(1.07)
 
-    page = _page(placement, user, BLOCK)
-    assert ("<strong>1.07</strong> of 2 points:\n            54% of the checks&#x27; points.</p>") in page
-    assert ("<strong>1.00</strong> of 2 points:\n            All checks passed; attempt 2 earns 50% of the points. "
+    page = re.sub(r"\s+", " ", _page(placement, user, BLOCK))
+    assert "<strong>1.07</strong> of 2 points: 54% of the checks&#x27; points.</p>" in page
+    assert ("<strong>1.00</strong> of 2 points: All checks passed; attempt 2 earns 50% of the points. "
             "Your best submission, 1.07 points from attempt 1, is what counts for this question.</p>") in page
 
 
