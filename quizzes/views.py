@@ -375,7 +375,8 @@ def _render_question(
             "previous_slug": slugs[index - 1] if index > 0 else "",
             "next_slug": slugs[index + 1] if index + 1 < len(slugs) else "",
             "code_text": code if code is not None else latest_code,
-            "submissions": submissions,
+            "latest_submission": submissions[-1] if submissions else None,
+            "earlier_submissions": submissions[:-1],
             "curves": curves,
             "error": error,
             "clock_url": reverse("quizzes:clock", kwargs={"resource_link_pk": resource_link_pk, "slug": state.slug}),
@@ -398,8 +399,9 @@ class _TooLarge(Exception):
     pass
 
 
-def _answer_view(handler: Any, limit: int = SMALL_FORM_LIMIT_BYTES) -> Any:
-    """Wrap a POST handler: size limit, attempt ownership, QuizError -> 4xx page, success -> back to the question."""
+def _answer_view(handler: Any, limit: int = SMALL_FORM_LIMIT_BYTES, anchor: str = "") -> Any:
+    """Wrap a POST handler: size limit, attempt ownership, QuizError -> 4xx page, success -> back to the question
+    (at `anchor`, where the result shows, so that the page does not jump to its top)."""
 
     @require_POST
     @launch_required
@@ -412,7 +414,7 @@ def _answer_view(handler: Any, limit: int = SMALL_FORM_LIMIT_BYTES) -> Any:
             return error_page(request, "The submitted form is too large; nothing was stored.", 413)
         except QuizError as exc:
             return _quiz_error(request, exc)
-        return response or redirect(_question_url(resource_link_pk, slug))
+        return response or redirect(_question_url(resource_link_pk, slug) + anchor)
 
     view.__name__ = handler.__name__
     view.__doc__ = handler.__doc__
@@ -450,7 +452,7 @@ def _code(request: HttpRequest, attempt: Attempt, slug: str) -> None:
 open_question = _answer_view(_open)
 answer = _answer_view(_answer)
 hint = _answer_view(_hint)
-code = _answer_view(_code, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+code = _answer_view(_code, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE, anchor="#code-result")
 
 
 @require_GET

@@ -73,7 +73,14 @@ def test_tab_indents_python_in_the_editor_and_the_server_receives_the_indented_c
     page.keyboard.press("Tab")
     assert focused(frame) == {"tag": "BUTTON", "type": "submit", "text": "Submit for grading"}
     page.keyboard.press("Enter")
-    expect(tool.get_by_role("status").filter(has_text="Grading")).to_be_visible()
+    # The page comes back where the student was: the progress is right under the button, in view, in a polite
+    # live region, not at the top of the page below the editor.
+    status = tool.get_by_role("status").filter(has_text="Grading")
+    expect(status).to_be_visible()
+    expect(status).to_have_attribute("aria-live", "polite")
+    expect(status).to_be_in_viewport()
+    assert frame.url.endswith("#code-result")
+    assert tool.locator("#answer-form").get_by_role("status").count() == 1  # inside the form, next to its button
     assert CodeSubmission.objects.get().code == "def forward(self, x):\n    return (x + 1)"
     assert not [entry for entry in console_log if "favicon.ico" not in entry], console_log
 

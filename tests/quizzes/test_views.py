@@ -255,7 +255,7 @@ def test_code_challenges_are_a_form_with_a_textarea_holding_the_starter_code():
     placement, rl, user, client, attempt = _started(slugs=["resnet-block-projection"])
     _open(client, rl, attempt, "resnet-block-projection")
     page = client.get(url("question", rl, slug="resnet-block-projection")).content.decode()
-    assert '<textarea id="code-input" name="code"' in page and '<label for="code-input">' in page
+    assert '<textarea id="code-input" name="code"' in page and '<label for="code-input" id="code-label">' in page
     assert "class ResNetBlock(nn.Module):" in page
     assert "ResNetBlock(64, 128)(torch.randn(1, 64, 32, 32)).shape == (1, 128, 32, 32)" in page
     spec = content.get_code_challenge("resnet-block-projection")
@@ -303,6 +303,19 @@ def test_a_challenge_outside_the_placement_is_not_found():
     assert client.get(url("question", rl, slug="bottleneck-block")).status_code == 404
     response = client.post(url("answer", rl, slug="skip-block-output-shape"), {"attempt": attempt.pk, "choice": "D"})
     assert response.status_code == 404
+
+
+def test_submitted_code_returns_to_its_result_right_under_the_button():
+    placement, rl, user, client, attempt = _started(slugs=["resnet-block-projection"])
+    _open(client, rl, attempt, "resnet-block-projection")
+    question_url = url("question", rl, slug="resnet-block-projection")
+    response = client.post(url("code", rl, slug="resnet-block-projection"), {"attempt": attempt.pk, "code": "x = 1\n"})
+    assert response.status_code == 302 and response["Location"] == question_url + "#code-result"
+    page = client.get(question_url).content.decode()
+    form = page[page.index('id="answer-form"'):page.index("</form>", page.index('id="answer-form"'))]
+    result = form[form.index('<div id="code-result"'):]
+    assert 'role="status" aria-live="polite"' in result and "Grading: " in result and "data-status-url=" in result
+    assert "Earlier submissions" not in page  # one submission: shown once, where the student is looking
 
 
 def test_megabytes_of_text_are_refused_before_anything_is_stored():
