@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from grading.sandbox import Sandbox, SandboxConfig, SandboxError, sweep_stale_cgroups
+from grading.cgroups import sweep_stale_cgroups
+from grading.sandbox import Sandbox, SandboxConfig, SandboxError
 
 log = logging.getLogger(__name__)
 
