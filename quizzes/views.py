@@ -375,6 +375,7 @@ def _render_question(
             "previous_slug": slugs[index - 1] if index > 0 else "",
             "next_slug": slugs[index + 1] if index + 1 < len(slugs) else "",
             "code_text": code if code is not None else latest_code,
+            "points_visible": queries.feedback_visible(attempt),  # exam mode: no running score until it closes
             "latest_submission": submissions[-1] if submissions else None,
             "earlier_submissions": submissions[:-1],
             "curves": curves,

@@ -32,26 +32,40 @@
     var end = Date.now() + initial * 1000;
     var valueEl = el.querySelector(".timer-value") || el;
     var lockSelector = el.getAttribute("data-lock");
-    var form = lockSelector ? document.querySelector(lockSelector) : null;
+    var forms = lockSelector ? Array.prototype.slice.call(document.querySelectorAll(lockSelector)) : [];
+    var form = forms[0] || null;  // the answer form (a chosen answer is sent at zero); the others only lock
     var clockUrl = el.getAttribute("data-clock-url");
     var announced = {};
     var done = false;
+
+    // Say it where everyone sees it, not only to screen readers: the status reads "Time is up" at once.
+    function showTimeUp() {
+      var visible = document.getElementById("time-up");
+      if (visible) { visible.hidden = false; }
+      var status = el.parentNode && el.parentNode.querySelector(".status");
+      if (status) {
+        status.textContent = "Time is up";
+        status.className = "status status-time-ran-out";
+      }
+    }
 
     function expire() {
       done = true;
       announce("Time is up.");
       el.classList.add("timer-done");
+      showTimeUp();
       if (form) {
         var chosen = form.querySelector("input[type=radio]:checked");
         var textarea = form.querySelector("textarea");
         var edited = textarea && !textarea.readOnly && textarea.value !== textarea.defaultValue;
         if ((chosen || edited) && !form.getAttribute("data-submitted")) {
           form.setAttribute("data-submitted", "1");
+          forms.slice(1).forEach(lock);
           form.submit();
           return;
         }
-        lock(form);
       }
+      forms.forEach(lock);
       // Show the server's verdict once its grace period is over.
       window.setTimeout(function () { window.location.reload(); }, 6500);
     }
