@@ -190,6 +190,7 @@ def run(args: argparse.Namespace, rng: random.Random, server: LmsServer, started
     from lti_tool.devlms.models import Score as LmsScore
     from lti_tool.gradebook import clock, services
     from lti_tool.gradebook.models import ScoreUpdate
+    from lti_tool.gradebook.services import outbox
     from lti_tool.models import LtiUser, ResourceLink
     from tests.lti_support import DevLms
 
@@ -226,7 +227,7 @@ def run(args: argparse.Namespace, rng: random.Random, server: LmsServer, started
     # --- The outage: the LMS process stops; scores keep coming. ------------------------------------------------
     fake = FakeClock(clock.now())
     clock.now = fake  # the gradebook's only source of time
-    services._enqueue = lambda *a, **k: None  # no broker: this script's ticks are the sweeper and the workers
+    outbox.enqueue = lambda *a, **k: None  # no broker: this script's ticks are the sweeper and the workers
     server.stop()
     outage_s = args.outage_minutes * 60
     expected: dict[str, float] = {}
