@@ -477,10 +477,14 @@ def clock(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, slug:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @launch_required
 def finish(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
+    """GET: the confirmation step, naming what is still unanswered (rendered here, so it needs no JavaScript).
+    POST (the confirmation's form): finish the attempt."""
     placement = _placement(resource_link_pk, launch)
+    if request.method == "GET":
+        return _finish_confirmation(request, placement, launch, resource_link_pk)
     if _too_large(request, SMALL_FORM_LIMIT_BYTES):
         return error_page(request, "The submitted form is too large; nothing was stored.", 413)
     try:
@@ -489,6 +493,29 @@ def finish(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> H
     except QuizError as exc:
         return _quiz_error(request, exc)
     return redirect(reverse("quizzes:summary", kwargs={"resource_link_pk": resource_link_pk}))
+
+
+def _finish_confirmation(
+    request: HttpRequest, placement: Placement, launch: LaunchInfo, resource_link_pk: int
+) -> HttpResponse:
+    attempt = _open_attempt_or_none(placement, launch)
+    if attempt is None:
+        return redirect(reverse("quizzes:player", kwargs={"resource_link_pk": resource_link_pk}))
+    if attempt.is_finished:
+        return redirect(reverse("quizzes:summary", kwargs={"resource_link_pk": resource_link_pk}))
+    rows = queries.question_views(attempt)
+    return render(
+        request,
+        "quizzes/finish.html",
+        {
+            "placement": placement,
+            "rl": resource_link_pk,
+            "attempt": attempt,
+            "unanswered": [row for row in rows if row.state.attempts_used == 0],
+            "pending": [row for row in rows if row.pending],
+            "rules": placement.rules,
+        },
+    )
 
 
 @require_GET

@@ -156,6 +156,14 @@ def answer(tool: FrameLocator | Page, option_text: str) -> None:
     tool.get_by_role("button", name="Submit answer").click()
 
 
+def finish_attempt(tool: FrameLocator | Page) -> None:
+    """From the challenge list, finish the attempt: the confirmation step, then the summary."""
+    tool.get_by_role("button", name="Finish and see my score").click()
+    expect(tool.get_by_role("heading", level=1, name="Finish this attempt?")).to_be_visible()
+    tool.get_by_role("button", name="Yes, finish and see my score").click()
+    expect(tool.get_by_role("heading", level=1, name="Your result")).to_be_visible()
+
+
 def shown_letter(tool: FrameLocator | Page, option_text: str) -> str:
     """The letter this attempt shows an option under (graded modes shuffle the options of each attempt)."""
     return tool.locator("label", has_text=option_text).locator(".key").inner_text().strip()

@@ -58,6 +58,7 @@ def test_double_clicking_every_player_button_sends_each_form_once(page: Page, de
 
     tool.get_by_role("navigation", name="Other challenges").get_by_role("link", name="All challenges").click()
     tool.get_by_role("button", name="Finish and see my score").dblclick()
+    tool.get_by_role("button", name="Yes, finish and see my score").dblclick()
     expect(tool.get_by_role("heading", level=1, name="Your result")).to_be_visible()
     assert not failures, failures
     assert len(posts) == len(set(posts)), posts  # each form went once

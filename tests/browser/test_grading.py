@@ -16,6 +16,7 @@ from tests.browser.support import (
     assert_accessible,
     begin_question,
     devlms_home,
+    finish_attempt,
     launch_in_frame,
     paste_code,
     start_set,
@@ -57,7 +58,7 @@ def test_code_is_graded_live_reaches_the_gradebook_and_the_instructor_reviews_it
 
     # Finishing sends the attempt's score to the LMS, through the worker.
     tool.get_by_role("navigation", name="Other challenges").get_by_role("link", name="All challenges").click()
-    tool.get_by_role("button", name="Finish and see my score").click()
+    finish_attempt(tool)
     expect(tool.get_by_role("heading", level=1, name="Your result")).to_be_visible()
     result = dev_lms.wait_for(
         lambda: (r := dev_lms.result(user="student5")) and r["grading_progress"] == "FullyGraded" and r, timeout=90

@@ -23,6 +23,7 @@ from tests.browser.support import (
     begin_question,
     code_editor,
     devlms_home,
+    finish_attempt,
     focused,
     has_horizontal_scroll,
     launch_in_frame,
@@ -132,7 +133,7 @@ def test_student_plays_the_seed_questions_inside_the_lms_iframe(
     tool.get_by_role("navigation", name="Other challenges").get_by_role("link", name="All challenges").click()
     challenge_list = tool.get_by_role("list").filter(has=tool.get_by_role("link", name=SEED_QUESTIONS[0][0]))
     expect(challenge_list.get_by_role("listitem")).to_have_count(9)
-    tool.get_by_role("button", name="Finish and see my score").click()
+    finish_attempt(tool)
 
     expect(tool.get_by_role("heading", level=1, name="Your result")).to_be_visible()
     # 3 right first time (1 point each) + the first with the hint (10% off) = 3.9, out of every challenge's points.
@@ -327,7 +328,7 @@ def test_the_player_fits_a_phone_screen(phone_page: Page, dev_lms) -> None:
     assert_accessible(window, "a code challenge on a phone")
 
     window.get_by_role("navigation", name="Other challenges").get_by_role("link", name="All challenges").click()
-    window.get_by_role("button", name="Finish and see my score").click()
+    finish_attempt(window)
     expect(window.get_by_role("heading", level=1, name="Your result")).to_be_visible()
     assert not has_horizontal_scroll(window), "the summary scrolls sideways"
     assert_accessible(window, "the summary on a phone")

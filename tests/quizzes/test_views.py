@@ -187,6 +187,24 @@ def test_exam_answers_are_revealed_only_after_the_exam_closes():
     assert f"Correct answer: <strong>{shown_letter(attempt, FIRST, 'A')}</strong>" in page and "not correct" in page
 
 
+def test_finishing_asks_first_listing_the_unanswered_and_a_get_changes_nothing():
+    placement, rl, user, client, attempt = _started(slugs=[FIRST, "resnet-block-projection"])
+    player = client.get(url("player", rl)).content.decode()
+    assert f'<form method="get" action="{url("finish", rl)}"' in player
+    page = client.get(url("finish", rl))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "2 challenges not answered" in text and "Fix the block: a projection shortcut" in text
+    assert f'name="attempt" value="{attempt.pk}"' in text and "Yes, finish and see my score" in text
+    attempt.refresh_from_db()
+    assert attempt.finished_at is None
+    client.post(url("finish", rl), {"attempt": attempt.pk})
+    attempt.refresh_from_db()
+    assert attempt.finished_at is not None
+    response = client.get(url("finish", rl))  # nothing left to confirm
+    assert response.status_code == 302 and response["Location"] == url("summary", rl)
+
+
 def test_the_first_seed_question_answered_with_gradients_flowing_is_correct():
     placement, rl, user, client, attempt = _started()
     _open(client, rl, attempt)
