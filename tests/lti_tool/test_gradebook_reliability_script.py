@@ -37,4 +37,4 @@ def test_scores_recorded_during_an_outage_all_arrive_once():
     assert summary["outage_simulated_s"] >= 600
     assert summary["delivered_during_outage"] == 0 and summary["attempts_during_outage"] >= 40 * 5
     assert summary["score_changes_during_outage"] == 4  # and the newer scores won (checked as "delivered")
-    assert summary["outbox"] == {"waiting": 0, "delivered": 40, "superseded": 4, "refused": 0, "skipped": 0}
+    assert summary["outbox"] == {"waiting": 0, "delivered": 40, "superseded": 4, "refused": 0, "skipped": 0, "kept": 0}
