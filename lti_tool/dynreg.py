@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.urls import reverse
 
-from lti_tool import http
+from lti_tool import outbound
 from lti_tool.validation import url_netloc
 
 PLATFORM_CONFIG_KEY = "https://purl.imsglobal.org/spec/lti-platform-configuration"
@@ -97,10 +97,10 @@ def fetch_platform_configuration(config_url: str, registration_token: str = "") 
         raise RegistrationFailed("config_url_invalid", "openid_configuration is not an http(s) URL.")
     headers = {"Authorization": f"Bearer {registration_token}"} if registration_token else {}
     try:
-        raw = http.fetch_json("GET", config_url, headers=headers)
-    except http.PlatformAddressRefused as exc:
+        raw = outbound.fetch_json("GET", config_url, headers=headers)
+    except outbound.PlatformAddressRefused as exc:
         raise RegistrationFailed("platform_address_refused", f"The configuration URL was refused: {exc}") from exc
-    except http.FetchError as exc:
+    except outbound.FetchError as exc:
         raise RegistrationFailed("config_unavailable", f"The platform configuration could not be read: {exc}") from exc
     if not isinstance(raw, dict):
         raise RegistrationFailed("config_invalid", "The platform configuration is not a JSON object.")
@@ -217,10 +217,10 @@ def post_tool_registration(
     if registration_token:
         headers["Authorization"] = f"Bearer {registration_token}"
     try:
-        raw = http.fetch_json("POST", platform.registration_endpoint, headers=headers, json=body)
-    except http.PlatformAddressRefused as exc:
+        raw = outbound.fetch_json("POST", platform.registration_endpoint, headers=headers, json=body)
+    except outbound.PlatformAddressRefused as exc:
         raise RegistrationFailed("platform_address_refused", f"The registration endpoint was refused: {exc}") from exc
-    except http.FetchError as exc:
+    except outbound.FetchError as exc:
         raise RegistrationFailed("registration_refused", f"The platform refused the registration: {exc}") from exc
     raw = _strip_keys(raw) if isinstance(raw, dict) else {}
     client_id = raw.get("client_id")

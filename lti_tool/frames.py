@@ -27,7 +27,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from lti_tool import validation as v
+from lti_tool.claims import C_DL_SETTINGS, C_LAUNCH_PRESENTATION
 from lti_tool.dynreg import is_canvas_cloud
 from lti_tool.models import FrameOrigin, Registration
 
@@ -83,10 +83,10 @@ def learnable_origin(url: Any) -> str:
 def _claimed_origins(claims: dict[str, Any]) -> set[str]:
     """Origins of the platform URLs inside signed claims that point back at the LMS page the user is on."""
     urls = []
-    presentation = claims.get(v.C_LAUNCH_PRESENTATION)
+    presentation = claims.get(C_LAUNCH_PRESENTATION)
     if isinstance(presentation, dict):
         urls.append(presentation.get("return_url"))
-    dl_settings = claims.get(v.C_DL_SETTINGS)
+    dl_settings = claims.get(C_DL_SETTINGS)
     if isinstance(dl_settings, dict):
         urls.append(dl_settings.get("deep_link_return_url"))
     return {origin for origin in map(learnable_origin, urls) if origin}

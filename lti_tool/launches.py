@@ -28,6 +28,7 @@ from pylti1p3.registration import Registration as PyltiRegistration
 from pylti1p3.tool_config.abstract import ToolConfAbstract
 
 from lti_tool import validation
+from lti_tool.claims import C_DEPLOYMENT_ID
 from lti_tool.keys import signing_key
 from lti_tool.models import Deployment, Registration
 from lti_tool.validation import LaunchRefused
@@ -281,7 +282,7 @@ def validate_launch(request: HttpRequest, *, tool_netlocs: set[str]) -> Validate
     validation.consume_nonce(verified, record["nonce"])
     claims = verified.claims
     message_type = validation.check_message(claims, tool_netlocs=tool_netlocs)
-    deployment_id = claims[validation.C_DEPLOYMENT_ID]
+    deployment_id = claims[C_DEPLOYMENT_ID]
     deployment = validation.check_deployment(verified.registration, deployment_id)
     launch_id = uuid.uuid4().hex
     if random.random() < NONCE_PURGE_PROBABILITY:

@@ -26,7 +26,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family
 
-logger = logging.getLogger("lti_tool.http")
+logger = logging.getLogger(__name__)
 
 USER_AGENT = "ResNetChallenges-LTI/1.0"
 # No platform document we read (JWKS, OpenID configuration, registration answer) comes near this.

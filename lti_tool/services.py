@@ -11,8 +11,22 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from lti_tool import dynreg, frames, seam, sessions
+from lti_tool import dynreg, frames, launches, sessions
 from lti_tool import validation as v
+from lti_tool.claims import (
+    C_AGS,
+    C_CONTEXT,
+    C_CUSTOM,
+    C_DL_SETTINGS,
+    C_FOR_USER,
+    C_NRPS,
+    C_RESOURCE_LINK,
+    C_ROLES,
+    C_TOOL_PLATFORM,
+    DEEP_LINKING_REQUEST,
+    RESOURCE_LINK_REQUEST,
+    SUBMISSION_REVIEW_REQUEST,
+)
 from lti_tool.gradebook import ags
 from lti_tool.models import Context, Deployment, LtiUser, Membership, Registration, ResourceLink
 from lti_tool.roles import course_roles, role_list
@@ -55,7 +69,7 @@ CANVAS_UNGRADED_PLACEMENTS = frozenset({"course_navigation", "account_navigation
 
 
 def _is_canvas(registration: Registration, claims: dict[str, Any]) -> bool:
-    platform = claims.get(v.C_TOOL_PLATFORM)
+    platform = claims.get(C_TOOL_PLATFORM)
     family = platform.get("product_family_code") if isinstance(platform, dict) else None
     return (
         registration.product_family == "canvas"
@@ -72,14 +86,14 @@ def link_can_be_graded(registration: Registration, claims: dict[str, Any]) -> bo
     launch from a Canvas navigation placement, or one whose link id is the course's own id (Canvas course
     navigation) cannot be graded. Other platforms (Moodle) let the tool create the column.
     """
-    ags_claim = claims.get(v.C_AGS)
+    ags_claim = claims.get(C_AGS)
     if isinstance(ags_claim, dict) and _url(ags_claim.get("lineitem")):
         return True
     placement = claims.get(CANVAS_PLACEMENT_CLAIM)
     if isinstance(placement, str) and placement in CANVAS_UNGRADED_PLACEMENTS:
         return False
-    link = claims.get(v.C_RESOURCE_LINK) or {}
-    context = claims.get(v.C_CONTEXT) or {}
+    link = claims.get(C_RESOURCE_LINK) or {}
+    context = claims.get(C_CONTEXT) or {}
     if isinstance(link, dict) and isinstance(context, dict) and link.get("id") and link.get("id") == context.get("id"):
         return False
     return not _is_canvas(registration, claims)
@@ -153,7 +167,7 @@ def _get_or_create(model: Any, **kwargs: Any) -> Any:
         return model.objects.get(**lookup)
 
 
-def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
+def sync_launch(launch: launches.ValidatedLaunch) -> SyncedLaunch:
     """Create or update Deployment, LtiUser, Context, Membership and ResourceLink rows from a validated launch."""
     claims = launch.claims
     # Before the transaction below: a deployment recorded as pending stays recorded when its launch is refused.
@@ -161,17 +175,17 @@ def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
     with transaction.atomic():
         lti_user = _upsert_user(launch.registration, claims["sub"], claims)
 
-        ctx_claim = claims.get(v.C_CONTEXT) or {}
+        ctx_claim = claims.get(C_CONTEXT) or {}
         context = _get_or_create(Context, deployment=deployment, context_id=ctx_claim.get("id", ""))
         changed = {"title": _text(ctx_claim.get("title"), 500), "label": _text(ctx_claim.get("label"), 255)}
-        ags = claims.get(v.C_AGS)
+        ags = claims.get(C_AGS)
         if isinstance(ags, dict):
             if _url(ags.get("lineitems")):
                 changed["lineitems_url"] = ags["lineitems"]
             scopes = ags.get("scope")
             if isinstance(scopes, list):
                 changed["ags_scopes"] = [s for s in scopes if isinstance(s, str)][:20]
-        nrps = claims.get(v.C_NRPS)
+        nrps = claims.get(C_NRPS)
         if isinstance(nrps, dict) and _url(nrps.get("context_memberships_url")):
             changed["memberships_url"] = nrps["context_memberships_url"]
         changed = {k: val for k, val in changed.items() if val or k in ("ags_scopes",)}
@@ -180,7 +194,7 @@ def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
                 setattr(context, key, val)
             context.save()
 
-        roles = role_list(claims.get(v.C_ROLES))
+        roles = role_list(claims.get(C_ROLES))
         standing = course_roles(roles)
         is_staff, is_learner = standing.is_staff, standing.is_learner
         Membership.objects.update_or_create(
@@ -190,26 +204,26 @@ def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
         )
 
         resource_link = None
-        link_claim = claims.get(v.C_RESOURCE_LINK)
-        if isinstance(link_claim, dict) and launch.message_type != v.DEEP_LINKING_REQUEST:
+        link_claim = claims.get(C_RESOURCE_LINK)
+        if isinstance(link_claim, dict) and launch.message_type != DEEP_LINKING_REQUEST:
             resource_link = _get_or_create(ResourceLink, context=context, resource_link_id=link_claim["id"])
             updates: dict[str, Any] = {}
             if isinstance(link_claim.get("title"), str):
                 updates["title"] = _text(link_claim["title"], 500)
             if isinstance(ags, dict) and _url(ags.get("lineitem")):
                 updates["lineitem_url"] = ags["lineitem"]
-            if launch.message_type == v.RESOURCE_LINK_REQUEST:
+            if launch.message_type == RESOURCE_LINK_REQUEST:
                 updates["can_be_graded"] = link_can_be_graded(launch.registration, claims)
-            if launch.message_type == v.RESOURCE_LINK_REQUEST:
-                updates["custom"] = _custom(claims.get(v.C_CUSTOM))
+            if launch.message_type == RESOURCE_LINK_REQUEST:
+                updates["custom"] = _custom(claims.get(C_CUSTOM))
             if any(getattr(resource_link, k) != val for k, val in updates.items()):
                 for key, val in updates.items():
                     setattr(resource_link, key, val)
                 resource_link.save()
 
         for_user = None
-        if launch.message_type == v.SUBMISSION_REVIEW_REQUEST:
-            fu = claims[v.C_FOR_USER]
+        if launch.message_type == SUBMISSION_REVIEW_REQUEST:
+            fu = claims[C_FOR_USER]
             for_user = _upsert_user(launch.registration, fu["user_id"], fu)
         # The id_token verified: the LMS page it names (a school's own Canvas domain) may frame the tool.
         frames.learn_frame_origins(launch.registration, claims)
@@ -225,7 +239,7 @@ def sync_launch(launch: seam.ValidatedLaunch) -> SyncedLaunch:
         roles=roles,
         is_staff=is_staff,
         is_learner=is_learner,
-        custom=_custom(claims.get(v.C_CUSTOM)),
+        custom=_custom(claims.get(C_CUSTOM)),
         for_user_sub=for_user.sub if for_user is not None else None,
     )
     return SyncedLaunch(
@@ -254,7 +268,7 @@ class DeepLinkItem:
 
 def remember_deep_link(request: HttpRequest, synced: SyncedLaunch, claims: dict[str, Any]) -> str:
     """Store what a deep-linking response needs in the session; returns the launch id."""
-    dl = claims[v.C_DL_SETTINGS]
+    dl = claims[C_DL_SETTINGS]
     sessions.remember_deep_link(
         request,
         DeepLinkLaunch(
@@ -318,7 +332,7 @@ def deep_linking_response(request: HttpRequest, deep_link: DeepLinkLaunch, items
     settings_claim = {"deep_link_return_url": deep_link.return_url}
     if deep_link.data is not None:
         settings_claim["data"] = deep_link.data
-    token = seam.deep_link_response_jwt(
+    token = launches.deep_link_response_jwt(
         registration=registration,
         deployment_id=deployment.deployment_id,
         dl_settings=settings_claim,

@@ -1,4 +1,4 @@
-"""What a validated launch leaves behind for the rest of the tool: the seam other apps use.
+"""What a validated launch leaves behind for the rest of the tool: all that other apps see of a launch.
 
 The launch view stores one `LaunchInfo` per resource link in the Django session, so two tabs launched from two
 different links do not overwrite each other. Views in `quizzes` call `current_launch(request, resource_link_pk)`

@@ -20,30 +20,24 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lti_tool import http
+from lti_tool import outbound
+from lti_tool.claims import (
+    C_CONTEXT,
+    C_DEPLOYMENT_ID,
+    C_DL_SETTINGS,
+    C_FOR_USER,
+    C_MESSAGE_TYPE,
+    C_RESOURCE_LINK,
+    C_ROLES,
+    C_TARGET_LINK_URI,
+    C_VERSION,
+    DEEP_LINKING_REQUEST,
+    LTI_VERSION,
+    MESSAGE_TYPES,
+    RESOURCE_LINK_REQUEST,
+    SUBMISSION_REVIEW_REQUEST,
+)
 from lti_tool.models import Deployment, Registration, UsedNonce
-
-# --- Claim names (LTI Core 1.3, Deep Linking 2.0, AGS, NRPS) ----------------------------------------------------------
-C_MESSAGE_TYPE = "https://purl.imsglobal.org/spec/lti/claim/message_type"
-C_VERSION = "https://purl.imsglobal.org/spec/lti/claim/version"
-C_DEPLOYMENT_ID = "https://purl.imsglobal.org/spec/lti/claim/deployment_id"
-C_TARGET_LINK_URI = "https://purl.imsglobal.org/spec/lti/claim/target_link_uri"
-C_RESOURCE_LINK = "https://purl.imsglobal.org/spec/lti/claim/resource_link"
-C_ROLES = "https://purl.imsglobal.org/spec/lti/claim/roles"
-C_CONTEXT = "https://purl.imsglobal.org/spec/lti/claim/context"
-C_CUSTOM = "https://purl.imsglobal.org/spec/lti/claim/custom"
-C_FOR_USER = "https://purl.imsglobal.org/spec/lti/claim/for_user"
-C_TOOL_PLATFORM = "https://purl.imsglobal.org/spec/lti/claim/tool_platform"
-C_LAUNCH_PRESENTATION = "https://purl.imsglobal.org/spec/lti/claim/launch_presentation"
-C_DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
-C_AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
-C_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
-
-RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
-DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
-SUBMISSION_REVIEW_REQUEST = "LtiSubmissionReviewRequest"
-MESSAGE_TYPES = frozenset({RESOURCE_LINK_REQUEST, DEEP_LINKING_REQUEST, SUBMISSION_REVIEW_REQUEST})
-LTI_VERSION = "1.3.0"
 
 # An id_token with a roster-sized custom claim is a few KB; anything near this bound is not a real launch.
 MAX_ID_TOKEN_CHARS = 65_536
@@ -115,7 +109,7 @@ def decode_unverified(id_token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         ) from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise LaunchRefused("token_malformed", "The launch token is not a valid JWT.")
-    if http.has_nul(claims):
+    if outbound.has_nul(claims):
         raise LaunchRefused("token_malformed", "The launch token holds a NUL character in a claim.",
                             admin_hint="The platform sent a claim (a name or title?) containing a NUL character.")
     return header, claims
@@ -137,8 +131,8 @@ def platform_jwks(registration: Registration, *, refresh: bool = False) -> dict[
         if cached is not None:
             return cached
     try:
-        jwks = http.fetch_json("GET", url)
-    except http.FetchError as exc:
+        jwks = outbound.fetch_json("GET", url)
+    except outbound.FetchError as exc:
         raise LaunchRefused(
             "jwks_unavailable",
             "The tool could not fetch your platform's public keys, so it cannot check this launch.",

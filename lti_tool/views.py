@@ -1,6 +1,6 @@
 """LTI endpoints: OIDC login, launch, JWKS, Dynamic Registration and the Canvas developer-key JSON.
 
-Views parse the request, call `seam`/`services`, and render. Every refusal is a 4xx page that says what failed and
+Views parse the request, call `launches`/`services`, and render. Every refusal is a 4xx page that says what failed and
 what the LMS administrator should check; it is logged with a reason code and counted in LAUNCHES_REFUSED.
 """
 
@@ -21,8 +21,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from config.metrics import LAUNCHES, LAUNCHES_REFUSED
-from lti_tool import dynreg, keys, seam, services, targets
+from lti_tool import dynreg, keys, launches, services, targets
 from lti_tool import validation as v
+from lti_tool.claims import DEEP_LINKING_REQUEST, SUBMISSION_REVIEW_REQUEST
 from lti_tool.gradebook import services as gradebook
 from lti_tool.ratelimit import rate_limited
 from lti_tool.sessions import remember_launch
@@ -100,7 +101,7 @@ def login(request: HttpRequest) -> HttpResponse:
                 admin_hint=f"target_link_uri {target[:200]!r} does not point at this tool.",
             )
         storage_target = params["lti_storage_target"][:100]
-        start = seam.start_login(
+        start = launches.start_login(
             request, launch_url=services.tool_url("lti_tool:launch", request), storage_target=storage_target
         )
     except LaunchRefused as exc:
@@ -139,9 +140,9 @@ def launch(request: HttpRequest) -> HttpResponse:
             request.POST  # noqa: B018 - parse now so an oversized body is refused here
         except (RequestDataTooBig, TooManyFieldsSent) as exc:
             raise LaunchRefused("request_too_large", "The launch request is larger than any real LTI launch.") from exc
-        validated = seam.validate_launch(request, tool_netlocs=services.tool_netlocs(request))
+        validated = launches.validate_launch(request, tool_netlocs=services.tool_netlocs(request))
         synced = services.sync_launch(validated)  # refuses a deployment that must wait for IT
-    except seam.PlatformStorageCheck as check:
+    except launches.PlatformStorageCheck as check:
         return render(
             request,
             "lti_tool/storage_launch.html",
@@ -166,7 +167,7 @@ def launch(request: HttpRequest) -> HttpResponse:
             "lti_user": synced.lti_user.pk,
         },
     )
-    if validated.message_type == v.DEEP_LINKING_REQUEST:
+    if validated.message_type == DEEP_LINKING_REQUEST:
         launch_id = services.remember_deep_link(request, synced, validated.claims)
         return _redirect(targets.url("deep_link", launch_id=launch_id), status=303)
     assert synced.resource_link is not None
@@ -174,7 +175,7 @@ def launch(request: HttpRequest) -> HttpResponse:
     if synced.info.is_staff:
         gradebook.request_roster_sync(synced.context)
     rl_pk = synced.resource_link.pk
-    if validated.message_type == v.SUBMISSION_REVIEW_REQUEST:
+    if validated.message_type == SUBMISSION_REVIEW_REQUEST:
         assert synced.for_user is not None
         url = targets.url("submission_review", resource_link_pk=rl_pk, lti_user_pk=synced.for_user.pk)
     else:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import transaction
 
-from lti_tool import http
+from lti_tool import outbound
 from lti_tool.devlms.models import PlatformKey
 
 JWKS_TIMEOUT_S = 5.0
@@ -128,8 +128,8 @@ _jwks_lock = threading.Lock()
 def _fetch_jwks(url: str) -> dict[str, Any]:
     try:
         # The tool's JWKS is usually on localhost in development: no public-address guard for the development LMS.
-        data = http.fetch_json("GET", url, timeout=JWKS_TIMEOUT_S, public_only=False)
-    except http.FetchError as exc:
+        data = outbound.fetch_json("GET", url, timeout=JWKS_TIMEOUT_S, public_only=False)
+    except outbound.FetchError as exc:
         raise TokenError(f"could not fetch the tool's JWKS: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise TokenError(f"the tool's JWKS at {url} has no 'keys' list")

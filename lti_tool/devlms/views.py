@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lti_tool.devlms import jose, services
 from lti_tool.devlms.models import Course, Fault, LineItem, Person, ScoreEvent, Style, Tool
 from lti_tool.devlms.services import LaunchRequest, Platform, PlatformError
-from lti_tool.http import has_nul
+from lti_tool.outbound import has_nul
 
 LINEITEM_CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.cache import cache
 
-from lti_tool.http import PlatformAddressRefused, has_nul, read_limited
-from lti_tool.http import session as platform_session
 from lti_tool.models import Registration
+from lti_tool.outbound import PlatformAddressRefused, has_nul, read_limited
+from lti_tool.outbound import session as platform_session
 
 SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 SCOPE_LINEITEM_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"

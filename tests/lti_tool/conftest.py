@@ -26,7 +26,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.cache import cache
 
-from lti_tool import validation as v
+from lti_tool.claims import (
+    C_AGS,
+    C_CONTEXT,
+    C_CUSTOM,
+    C_DEPLOYMENT_ID,
+    C_DL_SETTINGS,
+    C_MESSAGE_TYPE,
+    C_NRPS,
+    C_RESOURCE_LINK,
+    C_ROLES,
+    C_TARGET_LINK_URI,
+    C_VERSION,
+    DEEP_LINKING_REQUEST,
+    RESOURCE_LINK_REQUEST,
+)
 from lti_tool.models import Deployment, Registration
 from tests.factories import DeploymentFactory, RegistrationFactory
 
@@ -234,7 +248,7 @@ class TestPlatform:
         self,
         nonce: str,
         *,
-        message_type: str = v.RESOURCE_LINK_REQUEST,
+        message_type: str = RESOURCE_LINK_REQUEST,
         sub: str = "user-1",
         roles: list[str] | None = None,
         resource_link_id: str = "link-1",
@@ -253,13 +267,13 @@ class TestPlatform:
             "given_name": "Ada",
             "family_name": "Lovelace",
             "email": "ada@example.edu",
-            v.C_MESSAGE_TYPE: message_type,
-            v.C_VERSION: "1.3.0",
-            v.C_DEPLOYMENT_ID: self.deployment_id,
-            v.C_TARGET_LINK_URI: LAUNCH_URL,
-            v.C_ROLES: roles if roles is not None else [LEARNER],
-            v.C_CONTEXT: {"id": context_id, "title": "Deep Learning", "label": "DL101"},
-            v.C_AGS: {
+            C_MESSAGE_TYPE: message_type,
+            C_VERSION: "1.3.0",
+            C_DEPLOYMENT_ID: self.deployment_id,
+            C_TARGET_LINK_URI: LAUNCH_URL,
+            C_ROLES: roles if roles is not None else [LEARNER],
+            C_CONTEXT: {"id": context_id, "title": "Deep Learning", "label": "DL101"},
+            C_AGS: {
                 "scope": [
                     "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
                     "https://purl.imsglobal.org/spec/lti-ags/scope/score",
@@ -267,16 +281,16 @@ class TestPlatform:
                 "lineitems": self.stub.url + "/courses/1/lineitems",
                 "lineitem": self.stub.url + "/courses/1/lineitems/7",
             },
-            v.C_NRPS: {
+            C_NRPS: {
                 "context_memberships_url": self.stub.url + "/courses/1/memberships",
                 "service_versions": ["2.0"],
             },
         }
-        if message_type != v.DEEP_LINKING_REQUEST:
-            claims[v.C_RESOURCE_LINK] = {"id": resource_link_id, "title": "ResNet challenges"}
-            claims[v.C_CUSTOM] = {"placement": "4f0c"}
+        if message_type != DEEP_LINKING_REQUEST:
+            claims[C_RESOURCE_LINK] = {"id": resource_link_id, "title": "ResNet challenges"}
+            claims[C_CUSTOM] = {"placement": "4f0c"}
         else:
-            claims[v.C_DL_SETTINGS] = {
+            claims[C_DL_SETTINGS] = {
                 "deep_link_return_url": self.stub.url + "/deep-link-return",
                 "accept_types": ["ltiResourceLink"],
                 "accept_presentation_document_targets": ["iframe", "window"],

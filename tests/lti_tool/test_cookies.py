@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from lti_tool import seam
+from lti_tool import launches
 from lti_tool.models import Registration, ResourceLink
 from tests.factories import RegistrationFactory
 
@@ -93,7 +93,7 @@ def test_platform_storage_login_and_launch(client, platform):
     state = re.search(r'data-state="([^"]+)"', body).group(1)
     nonce = re.search(r'data-nonce="([^"]+)"', body).group(1)
     token = platform.id_token(nonce)
-    del client.cookies[seam.STATE_COOKIE_PREFIX + state]  # the browser dropped the third-party cookie
+    del client.cookies[launches.STATE_COOKIE_PREFIX + state]  # the browser dropped the third-party cookie
 
     check = client.post(
         "/lti/launch/", {"id_token": token, "state": state, "lti_storage_target": "post_message_forwarding"}
@@ -119,7 +119,7 @@ def test_platform_storage_login_and_launch(client, platform):
 
 def test_storage_claim_does_not_replace_the_cookie_without_storage_at_login(client, platform):
     state, nonce = platform.login(client)
-    del client.cookies[seam.STATE_COOKIE_PREFIX + state]
+    del client.cookies[launches.STATE_COOKIE_PREFIX + state]
     response = client.post(
         "/lti/launch/",
         {

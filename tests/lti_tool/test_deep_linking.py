@@ -9,7 +9,7 @@ import pytest
 from django.test import RequestFactory
 
 from lti_tool import keys, services
-from lti_tool import validation as v
+from lti_tool.claims import C_DEPLOYMENT_ID, C_DL_SETTINGS, C_MESSAGE_TYPE, C_VERSION, DEEP_LINKING_REQUEST
 from lti_tool.models import Registration
 from lti_tool.sessions import current_deep_link
 from tests.lti_tool.conftest import INSTRUCTOR
@@ -26,7 +26,7 @@ ITEM = services.DeepLinkItem(
 
 
 def deep_link(client, platform, **overrides):
-    response = platform.full_launch(client, message_type=v.DEEP_LINKING_REQUEST, roles=[INSTRUCTOR], **overrides)
+    response = platform.full_launch(client, message_type=DEEP_LINKING_REQUEST, roles=[INSTRUCTOR], **overrides)
     assert response.status_code == 303
     return response["Location"].strip("/").split("/")[-1]
 
@@ -59,8 +59,8 @@ def test_response_is_signed_and_complete(client, platform):
     assert action == platform.stub.url + "/deep-link-return"
     assert header["kid"] == keys.signing_key().kid and header["alg"] == "RS256"
     assert claims["iss"] == platform.client_id and claims["aud"] == [platform.issuer]
-    assert claims[v.C_DEPLOYMENT_ID] == platform.deployment_id
-    assert claims[v.C_MESSAGE_TYPE] == "LtiDeepLinkingResponse" and claims[v.C_VERSION] == "1.3.0"
+    assert claims[C_DEPLOYMENT_ID] == platform.deployment_id
+    assert claims[C_MESSAGE_TYPE] == "LtiDeepLinkingResponse" and claims[C_VERSION] == "1.3.0"
     assert claims["nonce"] and claims["exp"] > claims["iat"]
     assert claims["https://purl.imsglobal.org/spec/lti-dl/claim/data"] == "opaque-123"
     [item] = claims["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"]
@@ -106,7 +106,7 @@ def test_data_is_left_out_when_the_platform_sent_none(client, platform):
         "accept_types": ["ltiResourceLink"],
         "accept_presentation_document_targets": ["iframe"],
     }
-    launch_id = deep_link(client, platform, **{v.C_DL_SETTINGS: settings})
+    launch_id = deep_link(client, platform, **{C_DL_SETTINGS: settings})
     _, _, claims = decode(platform, respond(client, launch_id, [ITEM]))
     assert "https://purl.imsglobal.org/spec/lti-dl/claim/data" not in claims
 
@@ -132,7 +132,7 @@ def test_platform_limits_are_respected(client, platform, dl_overrides, items):
         "accept_presentation_document_targets": ["iframe"],
         **dl_overrides,
     }
-    launch_id = deep_link(client, platform, **{v.C_DL_SETTINGS: settings})
+    launch_id = deep_link(client, platform, **{C_DL_SETTINGS: settings})
     assert respond(client, launch_id, items).status_code == 400
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import override_settings
 
-from lti_tool import validation as v
+from lti_tool.claims import C_DEPLOYMENT_ID
 from lti_tool.models import Context, Deployment, Registration, ResourceLink
 from tests.factories import DeploymentFactory, RegistrationFactory
 from tests.lti_tool.conftest import TestPlatform
@@ -20,7 +20,7 @@ from tests.lti_tool.test_registration import moodle_style, register
 
 pytestmark = pytest.mark.django_db
 
-NEW_DEPLOYMENT = {v.C_DEPLOYMENT_ID: "12:abcdef"}
+NEW_DEPLOYMENT = {C_DEPLOYMENT_ID: "12:abcdef"}
 
 
 def stub_registration(stub) -> Registration:

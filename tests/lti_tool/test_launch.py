@@ -9,7 +9,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import override_settings
 
-from lti_tool import validation as v
+from lti_tool.claims import (
+    C_CUSTOM,
+    C_DEPLOYMENT_ID,
+    C_FOR_USER,
+    DEEP_LINKING_REQUEST,
+    RESOURCE_LINK_REQUEST,
+    SUBMISSION_REVIEW_REQUEST,
+)
 from lti_tool.models import Context, Deployment, LtiUser, Membership, ResourceLink
 from lti_tool.sessions import DEEP_LINK_SESSION_KEY, current_launch
 from tests.lti_tool.conftest import INSTRUCTOR, LAUNCH_URL, LEARNER, TestPlatform, launches_count
@@ -29,7 +36,7 @@ def session_launch(client, resource_link_pk):
 
 
 def test_learner_launch_creates_rows_and_redirects(client, platform):
-    before = launches_count(v.RESOURCE_LINK_REQUEST)
+    before = launches_count(RESOURCE_LINK_REQUEST)
     response = platform.full_launch(client)
     assert response.status_code == 303
     link = ResourceLink.objects.get()
@@ -54,7 +61,7 @@ def test_learner_launch_creates_rows_and_redirects(client, platform):
     assert info.lti_user_pk == user.pk and info.is_learner and not info.is_staff
     assert info.resource_link_pk == link.pk and info.context_pk == context.pk
     assert info.custom == {"placement": "4f0c"}
-    assert launches_count(v.RESOURCE_LINK_REQUEST) == before + 1
+    assert launches_count(RESOURCE_LINK_REQUEST) == before + 1
 
 
 @pytest.mark.parametrize("roles", [[INSTRUCTOR], [TA], ["Instructor"], ["TeachingAssistant"], [INSTRUCTOR, INST_ADMIN]])
@@ -78,7 +85,7 @@ def test_institution_and_system_roles_grant_nothing_in_the_course(client, platfo
 def test_second_launch_updates_rows_without_duplicates(client, platform):
     assert platform.full_launch(client).status_code == 303
     assert platform.full_launch(client, name="Ada King", roles=[INSTRUCTOR], **{
-        v.C_CUSTOM: {"placement": "new"}
+        C_CUSTOM: {"placement": "new"}
     }).status_code == 303
     assert LtiUser.objects.get().name == "Ada King"
     assert ResourceLink.objects.get().custom == {"placement": "new"}
@@ -120,14 +127,14 @@ def test_trusted_second_audience_with_azp(client, stub, platform_keys, db):
 def test_new_deployment_of_a_known_registration_is_accepted(client, platform):
     """A registration IT trusts with every deployment (one Canvas sub-account): a new deployment id's first launch
     creates it, active (the default policy, approval, holds it for IT: tests/lti_tool/test_deployments.py)."""
-    assert platform.full_launch(client, **{v.C_DEPLOYMENT_ID: "12:abcdef"}).status_code == 303
+    assert platform.full_launch(client, **{C_DEPLOYMENT_ID: "12:abcdef"}).status_code == 303
     deployment = Deployment.objects.get(deployment_id="12:abcdef")
     assert deployment.registration == platform.registration and deployment.is_active
     assert Context.objects.get().deployment == deployment
 
 
 def test_deep_linking_launch(client, platform):
-    response = platform.full_launch(client, message_type=v.DEEP_LINKING_REQUEST, roles=[INSTRUCTOR])
+    response = platform.full_launch(client, message_type=DEEP_LINKING_REQUEST, roles=[INSTRUCTOR])
     assert response.status_code == 303
     launch_id = response["Location"].strip("/").split("/")[-1]
     assert response["Location"] == f"/deep-link/{launch_id}/"
@@ -142,10 +149,10 @@ def test_submission_review_launch(client, platform):
 
     response = platform.full_launch(
         client,
-        message_type=v.SUBMISSION_REVIEW_REQUEST,
+        message_type=SUBMISSION_REVIEW_REQUEST,
         roles=[INSTRUCTOR],
         sub="teacher",
-        **{v.C_FOR_USER: {"user_id": "student-9", "name": "Grace Hopper"}, v.C_CUSTOM: REMOVE},
+        **{C_FOR_USER: {"user_id": "student-9", "name": "Grace Hopper"}, C_CUSTOM: REMOVE},
     )
     assert response.status_code == 303
     link = ResourceLink.objects.get()

@@ -7,8 +7,20 @@ import time
 
 import pytest
 
-from lti_tool import seam
-from lti_tool import validation as v
+from lti_tool import launches
+from lti_tool.claims import (
+    C_CONTEXT,
+    C_CUSTOM,
+    C_DEPLOYMENT_ID,
+    C_DL_SETTINGS,
+    C_MESSAGE_TYPE,
+    C_RESOURCE_LINK,
+    C_ROLES,
+    C_TARGET_LINK_URI,
+    C_VERSION,
+    DEEP_LINKING_REQUEST,
+    SUBMISSION_REVIEW_REQUEST,
+)
 from lti_tool.models import Context, LtiUser, Registration, ResourceLink, UsedNonce
 from tests.lti_tool.conftest import LAUNCH_URL, REMOVE, make_key, refused_count
 
@@ -41,25 +53,25 @@ def claim_mutations():
         ("missing iat", {"iat": REMOVE}, "iat_missing", 401),
         ("iat in the future beyond leeway", {"iat": NOW + 600, "exp": NOW + 900}, "token_not_yet_valid", 401),
         ("nbf in the future", {"nbf": NOW + 600}, "token_not_yet_valid", 401),
-        ("wrong message type", {v.C_MESSAGE_TYPE: "LtiStartProctoring"}, "message_type_unsupported", 400),
-        ("missing message type", {v.C_MESSAGE_TYPE: REMOVE}, "message_type_unsupported", 400),
-        ("wrong version", {v.C_VERSION: "1.1"}, "version_unsupported", 400),
-        ("missing roles", {v.C_ROLES: REMOVE}, "roles_missing", 400),
-        ("roles not a list", {v.C_ROLES: "Learner"}, "roles_missing", 400),
-        ("missing resource_link", {v.C_RESOURCE_LINK: REMOVE}, "resource_link_missing", 400),
-        ("resource_link without id", {v.C_RESOURCE_LINK: {"title": "x"}}, "resource_link_missing", 400),
+        ("wrong message type", {C_MESSAGE_TYPE: "LtiStartProctoring"}, "message_type_unsupported", 400),
+        ("missing message type", {C_MESSAGE_TYPE: REMOVE}, "message_type_unsupported", 400),
+        ("wrong version", {C_VERSION: "1.1"}, "version_unsupported", 400),
+        ("missing roles", {C_ROLES: REMOVE}, "roles_missing", 400),
+        ("roles not a list", {C_ROLES: "Learner"}, "roles_missing", 400),
+        ("missing resource_link", {C_RESOURCE_LINK: REMOVE}, "resource_link_missing", 400),
+        ("resource_link without id", {C_RESOURCE_LINK: {"title": "x"}}, "resource_link_missing", 400),
         ("missing sub", {"sub": REMOVE}, "sub_missing", 400),
         ("empty sub", {"sub": ""}, "sub_missing", 400),
-        ("missing deployment_id", {v.C_DEPLOYMENT_ID: REMOVE}, "deployment_id_missing", 400),
-        ("missing target_link_uri", {v.C_TARGET_LINK_URI: REMOVE}, "target_link_uri_missing", 400),
-        ("target_link_uri of another tool", {v.C_TARGET_LINK_URI: "https://other.example/launch"},
+        ("missing deployment_id", {C_DEPLOYMENT_ID: REMOVE}, "deployment_id_missing", 400),
+        ("missing target_link_uri", {C_TARGET_LINK_URI: REMOVE}, "target_link_uri_missing", 400),
+        ("target_link_uri of another tool", {C_TARGET_LINK_URI: "https://other.example/launch"},
          "target_link_uri_invalid", 400),
         ("missing nonce", {"nonce": REMOVE}, "nonce_missing", 401),
         ("nonce of another login", {"nonce": "not-the-nonce-we-issued"}, "nonce_mismatch", 401),
-        ("context without id", {v.C_CONTEXT: {"title": "x"}}, "context_invalid", 400),
+        ("context without id", {C_CONTEXT: {"title": "x"}}, "context_invalid", 400),
         # No database text can hold a NUL: refused as malformed rather than failing half-way through storing it.
         ("NUL in the user's name", {"name": "Ada\u0000Lovelace"}, "token_malformed", 400),
-        ("NUL in a custom parameter's name", {v.C_CUSTOM: {"place\u0000ment": "x"}}, "token_malformed", 400),
+        ("NUL in a custom parameter's name", {C_CUSTOM: {"place\u0000ment": "x"}}, "token_malformed", 400),
     ]
 
 
@@ -79,13 +91,13 @@ def test_forged_claims_are_refused(client, platform, overrides, reason, status):
 
 def test_deep_linking_launch_without_settings_is_refused(client, platform):
     state, nonce = platform.login(client)
-    token = platform.id_token(nonce, message_type=v.DEEP_LINKING_REQUEST, **{v.C_DL_SETTINGS: REMOVE})
+    token = platform.id_token(nonce, message_type=DEEP_LINKING_REQUEST, **{C_DL_SETTINGS: REMOVE})
     assert_refused(platform.launch(client, token, state), "deep_linking_settings_missing", 400)
 
 
 def test_submission_review_without_for_user_is_refused(client, platform):
     state, nonce = platform.login(client)
-    token = platform.id_token(nonce, message_type=v.SUBMISSION_REVIEW_REQUEST)
+    token = platform.id_token(nonce, message_type=SUBMISSION_REVIEW_REQUEST)
     assert_refused(platform.launch(client, token, state), "for_user_missing", 400)
 
 
@@ -193,7 +205,7 @@ def test_state_we_never_issued(client, platform):
 
 def test_missing_state_cookie(client, platform):
     state, nonce = platform.login(client)
-    del client.cookies[seam.STATE_COOKIE_PREFIX + state]
+    del client.cookies[launches.STATE_COOKIE_PREFIX + state]
     assert_refused(platform.launch(client, platform.id_token(nonce), state), "state_cookie_missing", 400)
 
 
@@ -208,7 +220,7 @@ def test_state_cookie_from_another_browser(client, platform, django_user_model):
 
 def test_state_mismatch(client, platform):
     state, nonce = platform.login(client)
-    client.cookies[seam.STATE_COOKIE_PREFIX + state] = "state-something-else"
+    client.cookies[launches.STATE_COOKIE_PREFIX + state] = "state-something-else"
     assert_refused(platform.launch(client, platform.id_token(nonce), state), "state_mismatch", 400)
 
 
@@ -251,8 +263,8 @@ def test_used_nonce_is_refused_even_if_a_state_expects_it(client, platform):
     assert platform.launch(client, token, state).status_code == 303
     assert UsedNonce.objects.filter(nonce=nonce, issuer=platform.issuer).count() == 1
     new_state, _ = platform.login(client)
-    record = cache.get(seam.STATE_CACHE_PREFIX + new_state)
-    cache.set(seam.STATE_CACHE_PREFIX + new_state, {**record, "nonce": nonce}, 60)
+    record = cache.get(launches.STATE_CACHE_PREFIX + new_state)
+    cache.set(launches.STATE_CACHE_PREFIX + new_state, {**record, "nonce": nonce}, 60)
     again = platform.launch(client, token, new_state)
     assert again.status_code == 401
     assert "nonce_replayed" in again.content.decode()
@@ -262,7 +274,7 @@ def test_used_nonce_is_refused_even_if_a_state_expects_it(client, platform):
 def test_unknown_registration_and_deployment(client, platform, stub, platform_keys):
     """iss/client_id/deployment the tool never saw: a clean 401 (pylti1p3 answered 500)."""
     state, nonce = platform.login(client)
-    token = platform.id_token(nonce, iss="https://unknown-lms.example", aud="nobody", **{v.C_DEPLOYMENT_ID: "zz"})
+    token = platform.id_token(nonce, iss="https://unknown-lms.example", aud="nobody", **{C_DEPLOYMENT_ID: "zz"})
     assert_refused(platform.launch(client, token, state), "issuer_unknown", 401)
 
 

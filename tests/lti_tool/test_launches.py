@@ -1,4 +1,4 @@
-"""pylti1p3 stays behind one seam: only lti_tool/seam.py imports it."""
+"""pylti1p3 stays behind one module: only lti_tool/launches.py imports it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SKIP = {".venv", "node_modules", ".git", "staticfiles", ".cache"}
 
 
-def test_only_the_seam_imports_pylti1p3():
+def test_only_the_launch_module_imports_pylti1p3():
     importers = []
     for path in ROOT.rglob("*.py"):
         if SKIP & set(path.relative_to(ROOT).parts):
@@ -23,4 +23,4 @@ def test_only_the_seam_imports_pylti1p3():
                 names = [node.module]
             if any(name == "pylti1p3" or name.startswith("pylti1p3.") for name in names):
                 importers.append(str(path.relative_to(ROOT)))
-    assert sorted(set(importers)) == ["lti_tool/seam.py"]
+    assert sorted(set(importers)) == ["lti_tool/launches.py"]

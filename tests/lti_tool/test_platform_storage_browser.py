@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from lti_tool import validation as v
+from lti_tool.claims import C_TARGET_LINK_URI
 from lti_tool.models import Deployment, Registration, ResourceLink
 from tests.lti_tool.conftest import TestPlatform
 
@@ -82,7 +82,7 @@ def test_state_round_trips_through_platform_storage(
 
     def auth_page(query: dict) -> str:
         # The platform's OIDC endpoint: an id_token for the tool, posted by a button (the test clicks it).
-        token = lms.id_token(query["nonce"], **{v.C_TARGET_LINK_URI: launch_url})
+        token = lms.id_token(query["nonce"], **{C_TARGET_LINK_URI: launch_url})
         fields = {"id_token": token, "state": query["state"], "lti_storage_target": "post_message_forwarding"}
         inputs = "".join(
             f'<input type="hidden" name="{k}" value="{html.escape(val)}">' for k, val in fields.items()

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from lti_tool import seam
+from lti_tool import launches
 from lti_tool.models import Deployment, Registration
 
 
@@ -24,7 +24,7 @@ from lti_tool.models import Deployment, Registration
     ],
 )
 def test_storage_origin(auth_login_url, origin):
-    assert seam.storage_origin(auth_login_url) == origin
+    assert launches.storage_origin(auth_login_url) == origin
 
 
 @pytest.mark.django_db

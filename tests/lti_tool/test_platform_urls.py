@@ -12,7 +12,7 @@ import pytest
 import urllib3.util.connection
 from django.test import override_settings
 
-from lti_tool import http, validation
+from lti_tool import outbound, validation
 from lti_tool.gradebook import ags
 from lti_tool.validation import LaunchRefused
 from tests.factories import RegistrationFactory
@@ -131,7 +131,7 @@ def dns(monkeypatch):
     ],
 )
 def test_public_addresses(address, public):
-    assert http.is_public_address(address) is public
+    assert outbound.is_public_address(address) is public
 
 
 # --- Dynamic Registration ---------------------------------------------------------------------------------------------
@@ -168,8 +168,8 @@ def test_a_name_with_any_private_address_is_refused(client, connections, dns):
 def test_dns_rebinding_connects_to_the_address_that_was_checked(connections, dns):
     """The name is resolved once; the socket goes to the checked address, not to a second lookup's answer."""
     dns.answers["rebind.example.com"] = [[PUBLIC_ADDRESS], ["127.0.0.1"]]
-    with pytest.raises(http.FetchError):
-        http.fetch_json("GET", "http://rebind.example.com:8080/jwks")
+    with pytest.raises(outbound.FetchError):
+        outbound.fetch_json("GET", "http://rebind.example.com:8080/jwks")
     assert dns.lookups == ["rebind.example.com"]
     assert connections and set(connections) == {(PUBLIC_ADDRESS, 8080)}
 
@@ -186,7 +186,7 @@ def test_tls_still_names_the_host_after_connecting_to_its_checked_address(monkey
         return ours
 
     monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
-    connection = http._PublicHTTPSConnection("lms.example.edu", 443)
+    connection = outbound._PublicHTTPSConnection("lms.example.edu", 443)
     try:
         assert connection._new_conn() is ours
         assert opened == [(PUBLIC_ADDRESS, 443)] and connection.host == "lms.example.edu"
@@ -209,7 +209,7 @@ def test_development_mode_allows_private_platform_urls(settings):
 def test_an_anonymous_caller_never_reads_the_remote_answer(client, stub, caplog):
     config_url, token = canvas_style(stub)
     stub.state.registration_answers[CANVAS_REG_PATH] = (400, {"error": "internal-detail-7f3a on db-02.corp"})
-    with caplog.at_level(logging.WARNING, logger="lti_tool.http"):
+    with caplog.at_level(logging.WARNING, logger="lti_tool.outbound"):
         response = register(client, config_url, token)
     assert response.status_code == 400
     body = response.content.decode()

@@ -9,7 +9,7 @@ from lti_tool.devlms import jose
 from lti_tool.devlms.models import ResourceLink, Tool
 from lti_tool.devlms.services.base import DL_DATA_SALT, LTI, Platform, PlatformError, positive_number
 from lti_tool.devlms.services.seed import add_resource_link, get_course
-from lti_tool.http import has_nul
+from lti_tool.outbound import has_nul
 
 
 def accept_deep_link_response(platform: Platform, token: str) -> tuple[list[ResourceLink], str]:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from lti_tool.devlms import jose
 from lti_tool.devlms.models import AccessToken, Style, Tool, UsedJti
 from lti_tool.devlms.services.base import ACCESS_TOKEN_LIFE_S, Platform, PlatformError
-from lti_tool.http import has_nul
+from lti_tool.outbound import has_nul
 
 
 def issue_access_token(platform: Platform, form: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lti_tool import http
+from lti_tool import outbound
 from lti_tool.devlms import services
 from lti_tool.devlms.models import Style, Tool
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         config_url = platform.url("openid_configuration", {"canvas": 1} if options["style"] == Style.CANVAS else None)
         before = Tool.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         try:
-            response = http.request(
+            response = outbound.request(
                 "GET",
                 tool_url + "/lti/register/",
                 public_only=False,
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         deadline = time.monotonic() + seconds
         while True:
             try:
-                if http.request("GET", url, timeout=5, public_only=False).status_code == 200:
+                if outbound.request("GET", url, timeout=5, public_only=False).status_code == 200:
                     return
             except requests.RequestException:
                 pass
