@@ -264,6 +264,7 @@ def player(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> H
             "rules": placement.rules,
             "badge": placement.challenge_set.content.get("badge"),
             "finished_before": attempt is not None and attempt.is_finished,
+            "points_visible": attempt is not None and queries.feedback_visible(attempt),
             "may_attempt": _may_attempt(placement, launch),
             "not_a_student": NOT_A_STUDENT_MESSAGE,
         },
@@ -376,6 +377,8 @@ def _render_question(
             "next_slug": slugs[index + 1] if index + 1 < len(slugs) else "",
             "code_text": code if code is not None else latest_code,
             "points_visible": queries.feedback_visible(attempt),  # exam mode: no running score until it closes
+            "chosen_letters": [answer.letter for answer in view.answers],  # type: ignore[attr-defined]
+            "latest_letter": view.answers[-1].letter if view.answers else "",  # type: ignore[attr-defined]
             "latest_submission": submissions[-1] if submissions else None,
             "earlier_submissions": submissions[:-1],
             "curves": curves,

@@ -158,7 +158,7 @@ def answer(tool: FrameLocator | Page, option_text: str) -> None:
 
 def finish_attempt(tool: FrameLocator | Page) -> None:
     """From the challenge list, finish the attempt: the confirmation step, then the summary."""
-    tool.get_by_role("button", name="Finish and see my score").click()
+    tool.get_by_role("button", name="Finish and see my score", exact=True).click()
     expect(tool.get_by_role("heading", level=1, name="Finish this attempt?")).to_be_visible()
     tool.get_by_role("button", name="Yes, finish and see my score").click()
     expect(tool.get_by_role("heading", level=1, name="Your result")).to_be_visible()

@@ -205,6 +205,46 @@ def test_finishing_asks_first_listing_the_unanswered_and_a_get_changes_nothing()
     assert response.status_code == 302 and response["Location"] == url("summary", rl)
 
 
+def _review(page: str) -> dict[str, str]:
+    """A question page's review marks per shown letter: "chosen", "correct", "chosen correct", or absent."""
+    options = re.findall(r'<div class="option([^"]*)">\s*<input type="radio"[^>]*id="choice-([A-H])"', page)
+    return {letter: classes.replace("option-", "").strip() for classes, letter in options if classes}
+
+
+def test_the_review_marks_the_chosen_option_and_the_correct_one_only_once_revealed():
+    placement, rl, user, client, attempt = _started(slugs=[FIRST, "skip-block-output-shape"])
+    _open(client, rl, attempt)
+    wrong, right = shown_letter(attempt, FIRST, "B"), shown_letter(attempt, FIRST, "A")
+    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": option_id(attempt, FIRST, "B")})
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    # One attempt left: the choice is marked, the key is not in the page at all.
+    assert _review(page) == {wrong: "chosen"} and "Correct answer" not in page and "option-correct" not in page
+    assert " checked>" not in page  # still open: the student chooses again
+    other = shown_letter(attempt, FIRST, "C")
+    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": option_id(attempt, FIRST, "C")})
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert _review(page) == {wrong: "chosen", other: "chosen", right: "correct"}
+    assert re.search(rf'id="choice-{other}"[^>]*\bchecked>', page)  # closed: the last choice stays selected
+    assert '<span class="tag tag-correct">Correct answer</span>' in page and "{#" not in page and "#}" not in page
+    player = client.get(url("player", rl)).content.decode()
+    assert "Points so far: <strong>0.00</strong> of 2" in player and "0.00 of 1 point</span>" in player
+
+
+def test_exam_review_shows_the_choice_but_no_key_and_no_running_score_until_it_closes():
+    placement, rl, user, client, attempt = _started("exam", slugs=[FIRST, "skip-block-output-shape"])
+    client.get(url("question", rl, slug=FIRST))
+    client.post(url("answer", rl, slug=FIRST), {"attempt": attempt.pk, "choice": option_id(attempt, FIRST, "A")})
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert _review(page) == {shown_letter(attempt, FIRST, "A"): "chosen"}
+    assert "option-correct" not in page and "Correct answer" not in page and "Points so far" not in page
+    player = client.get(url("player", rl)).content.decode()
+    assert "Points are shown when the attempt closes." in player and "Points so far" not in player
+    assert "point</span>" not in player
+    client.post(url("finish", rl), {"attempt": attempt.pk})
+    page = client.get(url("question", rl, slug=FIRST)).content.decode()
+    assert _review(page) == {shown_letter(attempt, FIRST, "A"): "chosen correct"}
+
+
 def test_the_first_seed_question_answered_with_gradients_flowing_is_correct():
     placement, rl, user, client, attempt = _started()
     _open(client, rl, attempt)
