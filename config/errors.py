@@ -18,6 +18,7 @@ from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
+from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 
 logger = logging.getLogger(__name__)
@@ -36,9 +37,16 @@ def _back(request: HttpRequest) -> str:
 
 
 def error_page(request: HttpRequest, message: str, status: int, *, title: str = "") -> HttpResponse:
-    # The player's error template, by name: config sits below the apps and imports none of them.
-    context = {"title": title or TITLES.get(status, "Something went wrong"), "message": message, "back": _back(request)}
-    return render(request, "quizzes/error.html", {**context, "status": status}, status=status)
+    title = title or TITLES.get(status, "Something went wrong")
+    try:
+        # The player's error template, by name: config sits below the apps and imports none of them.
+        context = {"title": title, "message": message, "back": _back(request), "status": status}
+        return render(request, "quizzes/error.html", context, status=status)
+    except Exception:  # noqa: BLE001 - an error page must not fail into another error
+        # E.g. static files not collected yet on a new server: a bare page still says what happened.
+        logger.exception("error page could not be rendered", extra={"path": request.path[:200], "status": status})
+        body = f"<!doctype html><title>{escape(title)}</title><h1>{escape(title)}</h1><p>{escape(message)}</p>"
+        return HttpResponse(body, status=status)
 
 
 def too_large(request: HttpRequest) -> HttpResponse:

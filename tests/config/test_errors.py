@@ -110,3 +110,17 @@ def test_the_root_url_without_the_development_lms_does_not_offer_it(client, sett
     settings.DEV_LMS_ENABLED = False
     text = _tool_page(client.get("/"), 200, "/lti/register/")
     assert "development LMS" not in text
+
+
+def test_an_error_page_that_cannot_render_still_answers_its_own_status(client, settings, debug):
+    """A new server whose static files are not collected yet (no manifest): the error page's stylesheet cannot be
+    named, yet a refused Host stays a 400 saying why, not a 500."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+    settings.STATIC_ROOT = str(settings.BASE_DIR / ".cache" / "no-static-collected-here")
+    response = client.get("/", HTTP_HOST="evil.example")
+    text = response.content.decode()
+    assert response.status_code == 400, text[:500]
+    assert "host name" in text and not [t for t in TECHNICAL if t in text]
