@@ -6,39 +6,24 @@ for instructors) and `roster` (NRPS roster syncs). Callers use the names gathere
 from __future__ import annotations
 
 from lti_tool.gradebook.services.delivery import (  # noqa: F401
-    CALLS_PER_DELIVERY,
-    MAX_COUNTDOWN_S,
-    MAX_RETRY_AFTER_S,
     backoff_delay,
     deliver_due_now,
     deliver_score_update,
     resolve_line_item,
 )
 from lti_tool.gradebook.services.outbox import (  # noqa: F401
-    FULLY_GRADED,
-    HANDED_IN,
-    MIN_TIMESTAMP_GAP,
-    PENDING,
-    State,
     due_score_ids,
-    enqueue,
     enqueue_due_scores,
-    handed_in,
     is_moodle_style,
-    latest_scores,
     outbox_counts,
     record_score,
-    registration_of,
     resend_all,
 )
 from lti_tool.gradebook.services.roster import (  # noqa: F401
-    ROSTER_SYNC_INTERVAL_S,
     request_roster_sync,
     sync_roster,
     sync_roster_in_background,
 )
 from lti_tool.gradebook.services.status import (  # noqa: F401
-    explain_refusal,
-    stale_explanation,
     sync_status,
 )
