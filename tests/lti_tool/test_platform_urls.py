@@ -313,3 +313,21 @@ def test_ipv6_clients_count_per_64(client):
         response = client.get("/lti/register/", REMOTE_ADDR=f"2001:db8:1:2::{i + 1:x}")
     assert response.status_code == 429
     assert client.get("/lti/register/", REMOTE_ADDR="2001:db8:1:3::1").status_code == 400
+
+
+@override_settings(LTI_ALLOW_PRIVATE_PLATFORM_URLS=False)
+def test_the_development_lms_reads_the_tools_jwks_on_loopback_bounded_like_every_document(stub_server):
+    """The development LMS fetches the tool's JWKS (on localhost in development) through lti_tool.outbound without
+    the public-address guard, and reads it like every platform document: bounded, and no NUL."""
+    from lti_tool.devlms import jose
+
+    stub_server.reset()
+    url = stub_server.url + "/tool-jwks"
+    stub_server.state.configs["/tool-jwks"] = {"keys": []}
+    assert jose._fetch_jwks(url) == {"keys": []}
+    stub_server.state.configs["/tool-jwks"] = {"keys": ["x" * (outbound.MAX_RESPONSE_BYTES + 1)]}
+    with pytest.raises(jose.TokenError, match="more than"):
+        jose._fetch_jwks(url)
+    stub_server.state.configs["/tool-jwks"] = {"keys": [], "note": "a\x00b"}
+    with pytest.raises(jose.TokenError, match="NUL"):
+        jose._fetch_jwks(url)
