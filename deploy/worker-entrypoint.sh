@@ -3,7 +3,7 @@
 # cap that holds with CUDA, and the pids cap), then runs the command (celery ...).
 #
 # cgroup v2 only lets a cgroup hand controllers to children when no process lives in it, so the worker moves
-# itself into a leaf "worker" group first; grading/sandbox.py then creates grading/<sandbox> groups beside it.
+# itself into a leaf "worker" group first; grading/cgroups.py then creates grading/<sandbox> groups beside it.
 # Needs CAP_SYS_ADMIN (docker-compose.yml / worker-gpu.yaml grant it) to remount the container's cgroupfs
 # read-write. Without it grading still works, with rlimits instead of cgroups (logged as a warning).
 set -u
