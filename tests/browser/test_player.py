@@ -266,7 +266,9 @@ def test_a_timer_running_out_locks_the_question_and_a_late_answer_is_refused(
 
 def test_a_question_can_be_answered_with_the_keyboard_alone(page: Page, dev_lms) -> None:
     dev_lms.register_tool(style="canvas")
-    launch_in_frame(page, "student4")
+    tool = launch_in_frame(page, "student4")
+    # The launch passes through the login page (platform storage) first: tab through the player, not through that.
+    expect(tool.get_by_role("button", name="Start")).to_be_visible()
     frame = tool_frame(page)
     page.locator("body").click(position={"x": 5, "y": 5})  # focus starts on the LMS page, as after a page load
 
