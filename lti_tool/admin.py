@@ -1,9 +1,22 @@
 """Admin for IT: registrations (with deployments, approve/disable), tool keys, and what launches created."""
 
+from collections.abc import Callable
+
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from lti_tool import services
 from lti_tool.models import Context, Deployment, FrameOrigin, LtiUser, Registration, ResourceLink, ToolKey
+
+
+def _apply_to_each(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, verb: Callable, done: str, level: int
+) -> None:
+    """An admin action: one service verb on each selected row (each its own transaction), then one message."""
+    for obj in queryset:
+        verb(obj)
+    model_admin.message_user(request, f"{queryset.count()} {done}.", level)
 
 
 class DeploymentInline(admin.TabularInline):
@@ -43,15 +56,13 @@ class DeploymentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate the selected deployments (launches accepted)")
     def activate(self, request, queryset):
-        for deployment in queryset:
-            services.activate_deployment(deployment)
-        self.message_user(request, f"{queryset.count()} deployment(s) activated.", messages.SUCCESS)
+        _apply_to_each(
+            self, request, queryset, services.activate_deployment, "deployment(s) activated", messages.SUCCESS
+        )
 
     @admin.action(description="Disable the selected deployments (launches refused)")
     def disable(self, request, queryset):
-        for deployment in queryset:
-            services.disable_deployment(deployment)
-        self.message_user(request, f"{queryset.count()} deployment(s) disabled.", messages.WARNING)
+        _apply_to_each(self, request, queryset, services.disable_deployment, "deployment(s) disabled", messages.WARNING)
 
 
 @admin.register(Registration)
@@ -65,15 +76,15 @@ class RegistrationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve (activate) the selected registrations")
     def approve(self, request, queryset):
-        for registration in queryset:
-            services.approve_registration(registration)
-        self.message_user(request, f"{queryset.count()} registration(s) approved.", messages.SUCCESS)
+        _apply_to_each(
+            self, request, queryset, services.approve_registration, "registration(s) approved", messages.SUCCESS
+        )
 
     @admin.action(description="Disable the selected registrations (launches refused)")
     def disable(self, request, queryset):
-        for registration in queryset:
-            services.disable_registration(registration)
-        self.message_user(request, f"{queryset.count()} registration(s) disabled.", messages.WARNING)
+        _apply_to_each(
+            self, request, queryset, services.disable_registration, "registration(s) disabled", messages.WARNING
+        )
 
 
 @admin.register(ToolKey)

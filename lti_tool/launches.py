@@ -161,17 +161,7 @@ def start_login(request: HttpRequest, *, launch_url: str, storage_target: str = 
     client_id = params.get("client_id") or None
     tool_conf = DbToolConf()
     if tool_conf.find_registration_by_params(iss, client_id) is None:
-        known = Registration.objects.filter(issuer=iss).exists()
-        raise LaunchRefused(
-            "client_id_unknown" if known else "issuer_unknown",
-            "This tool is not registered for the platform that started the launch.",
-            status=401,
-            admin_hint=(
-                f"No registration for issuer {iss[:200]!r}"
-                + (f" and client_id {client_id[:200]!r}" if client_id else " (several exist: send client_id)")
-                + ". Register the tool by Dynamic Registration at /lti/register/ or with register_platform."
-            ),
-        )
+        raise validation.unknown_registration(iss, client_id)
     registration = tool_conf.found
     assert registration is not None
     # Pending or disabled registrations stop here, before the round trip to the LMS.

@@ -388,12 +388,23 @@ def register_platform(
     return registration
 
 
-def approve_registration(registration: Registration) -> Registration:
-    """IT approves a pending (or re-enables a disabled) registration."""
+def _set_registration_status(registration: Registration, status: str) -> Registration:
     with transaction.atomic():
-        registration.status = Registration.Status.ACTIVE
+        registration.status = status
         registration.save(update_fields=["status", "updated_at"])
     return registration
+
+
+def _set_deployment_active(deployment: Deployment, active: bool) -> Deployment:
+    with transaction.atomic():
+        deployment.is_active = active
+        deployment.save(update_fields=["is_active"])  # Deployment.save clears `pending` on activation
+    return deployment
+
+
+def approve_registration(registration: Registration) -> Registration:
+    """IT approves a pending (or re-enables a disabled) registration."""
+    return _set_registration_status(registration, Registration.Status.ACTIVE)
 
 
 def admit_deployment(registration: Registration, deployment_id: str) -> Deployment:
@@ -418,26 +429,17 @@ def admit_deployment(registration: Registration, deployment_id: str) -> Deployme
 
 def activate_deployment(deployment: Deployment) -> Deployment:
     """IT activates a pending (or re-enables a disabled) deployment."""
-    with transaction.atomic():
-        deployment.is_active = True
-        deployment.save(update_fields=["is_active"])
-    return deployment
+    return _set_deployment_active(deployment, True)
 
 
 def disable_deployment(deployment: Deployment) -> Deployment:
     """Stop all launches through this deployment."""
-    with transaction.atomic():
-        deployment.is_active = False
-        deployment.save(update_fields=["is_active"])
-    return deployment
+    return _set_deployment_active(deployment, False)
 
 
 def disable_registration(registration: Registration) -> Registration:
     """Stop all launches through this registration."""
-    with transaction.atomic():
-        registration.status = Registration.Status.DISABLED
-        registration.save(update_fields=["status", "updated_at"])
-    return registration
+    return _set_registration_status(registration, Registration.Status.DISABLED)
 
 
 def register_dynamically(*, openid_configuration: str, registration_token: str, base_url: str) -> Registration:

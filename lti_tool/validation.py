@@ -76,6 +76,25 @@ class VerifiedToken:
 
 
 # --- Helpers ----------------------------------------------------------------------------------------------------------
+def unknown_registration(iss: str, client_id: str | None) -> LaunchRefused:
+    """The refusal of a login or launch from a platform (or client id) with no registration here; the reason says
+    which of the two IT must register."""
+    known_issuer = Registration.objects.filter(issuer=iss).exists()
+    if client_id:
+        which = f" and client_id {client_id[:200]!r}"
+    else:  # a login may leave client_id out, which is ambiguous once an issuer has several registrations
+        which = " (several exist: send client_id)" if known_issuer else ""
+    return LaunchRefused(
+        "client_id_unknown" if known_issuer else "issuer_unknown",
+        "This tool is not registered for the platform that started the launch.",
+        status=401,
+        admin_hint=(
+            f"No registration for issuer {iss[:200]!r}{which}. Register the tool by Dynamic Registration at "
+            "/lti/register/ or with the register_platform command."
+        ),
+    )
+
+
 def _str_claim(claims: dict[str, Any], name: str, *, max_len: int = MAX_ID_CHARS) -> str | None:
     value = claims.get(name)
     if isinstance(value, str) and value and len(value) <= max_len:
@@ -210,16 +229,7 @@ def find_registration(claims: dict[str, Any]) -> tuple[Registration, str]:
             raise LaunchRefused("azp_mismatch", "The launch token's authorized party is not this tool.", status=401)
     registration = Registration.objects.filter(issuer=iss, client_id=client_id).first()
     if registration is None:
-        known_issuer = Registration.objects.filter(issuer=iss).exists()
-        raise LaunchRefused(
-            "client_id_unknown" if known_issuer else "issuer_unknown",
-            "This tool is not registered for the platform that sent the launch.",
-            status=401,
-            admin_hint=(
-                f"Register the tool for issuer {iss[:200]!r} and client_id {client_id[:200]!r} "
-                "(Dynamic Registration at /lti/register/ or the register_platform command)."
-            ),
-        )
+        raise unknown_registration(iss, client_id)
     if len(auds) > 1:
         # Other audiences are trusted only when they are this same tool registered on the same platform.
         others = set(auds) - {client_id}
