@@ -1,15 +1,97 @@
-"""Forms of the instructor's actions on one student's work. Each parses and bounds the request, then hands the values
-to the action's own `check_*` (quizzes.actions), whose refusal becomes the form's error: one set of rules."""
+"""Forms of the instructor's POST bodies. Each parses and bounds the request; the rules live in the service it hands
+the values to. The actions on one student's work end in the action's own `check_*` (quizzes.actions), whose refusal
+becomes the form's error: one set of rules."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, ProhibitNullCharactersValidator
 
-from quizzes import actions
+from quizzes import actions, content
 from quizzes.services import MAX_EXTRA_ATTEMPTS, InvalidInput
+
+NOT_NUMBERS = "Points and minutes must be numbers."
+ACCOMMODATION_NOT_NUMBERS = "The time multiplier and the extra attempts must be numbers."
+MAX_CHOSEN_CHALLENGES = 100
+
+
+def form_error(form: forms.Form) -> str:
+    """An invalid form's errors as one sentence for the error page."""
+    return " ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+class _PlainText(forms.CharField):
+    """Free text handed to a service that refuses NUL with its own message (quizzes.services._plain_text)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+
+
+class _Slugs(forms.Field):
+    """A list of checkbox values, at most MAX_CHOSEN_CHALLENGES; which ones exist is the service's rule."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: Any) -> list[str]:
+        return [str(v) for v in (value or [])][:MAX_CHOSEN_CHALLENGES]
+
+
+class PlacementForm(forms.Form):
+    """A placement's settings, as the deep-linking form and the dashboard's settings form post them; `choices` holds
+    the keyword arguments of services.build_placement_config (create_placement_draft, update_placement)."""
+
+    SHUFFLE = {"": None, "on": True, "off": False}  # "" keeps the mode's rule, "on" / "off" override it
+
+    title = _PlainText(required=False, strip=False)
+    challenges = _Slugs(required=False)
+    mode = forms.CharField(required=False, strip=False)
+    points = forms.FloatField(required=False, error_messages={"invalid": NOT_NUMBERS})
+    exam_minutes = forms.CharField(required=False)  # read only for a whole-set timer (clean), as the mode decides
+    shuffle_options = forms.ChoiceField(
+        choices=[(key, key) for key in SHUFFLE],
+        required=False,
+        error_messages={"invalid_choice": "Choose an option order from the list."},
+    )
+
+    choices: dict[str, Any]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        minutes = None
+        if content.get_modes().get(data["mode"], {}).get("timer") == "whole_set" and data["exam_minutes"]:
+            try:
+                minutes = int(data["exam_minutes"])
+            except ValueError:
+                raise forms.ValidationError(NOT_NUMBERS) from None
+        self.choices = {
+            "challenge_slugs": data["challenges"],
+            "mode_slug": data["mode"],
+            "points": data["points"],
+            "title": data["title"],
+            "set_time_limit_s": minutes * 60 if minutes is not None else None,
+            "shuffle_options": self.SHUFFLE[data["shuffle_options"]],
+        }
+        return data
+
+
+class AccommodationForm(forms.Form):
+    """Extra time and attempts for one student; empty fields mean none. services.grant_accommodation bounds them."""
+
+    time_multiplier = forms.FloatField(required=False, error_messages={"invalid": ACCOMMODATION_NOT_NUMBERS})
+    extra_attempts = forms.IntegerField(required=False, error_messages={"invalid": ACCOMMODATION_NOT_NUMBERS})
+    note = _PlainText(required=False, strip=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not self.errors:
+            data["time_multiplier"] = 1.0 if data["time_multiplier"] is None else data["time_multiplier"]
+            data["extra_attempts"] = data["extra_attempts"] or 0
+        return data
 
 
 class _ActionForm(forms.Form):

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lti_tool.models import LtiUser
 from lti_tool.sessions import LaunchInfo, launch_required
 from quizzes import actions, queries
-from quizzes.forms import ExtendForm, OverrideForm, RemoveOverrideForm, ReopenAttemptForm, ReopenForm
+from quizzes.forms import ExtendForm, OverrideForm, RemoveOverrideForm, ReopenAttemptForm, ReopenForm, form_error
 from quizzes.models import Attempt, Placement, QuestionState
 from quizzes.services import QuizError, question_clock, refresh_attempt
 from quizzes.views import SMALL_FORM_LIMIT_BYTES, _too_large, _user, error_page, staff_required
@@ -174,7 +174,7 @@ def _attempt_action(form_class: type, verb: Callable[..., Any]) -> Callable[...,
         actor = _user(launch)
         done, status, error = _run(form, lambda checked: verb(attempt, checked, actor=actor))
         if not done:
-            message = error or " ".join(str(e) for errors in form.errors.values() for e in errors)
+            message = error or form_error(form)
             return error_page(request, message, status)
         return redirect(_student_url(resource_link_pk, student, attempt))
 

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lti_tool.models import LtiUser, ResourceLink
 from lti_tool.sessions import LaunchInfo, launch_required
 from quizzes import actions, content, queries, services
+from quizzes.forms import AccommodationForm, PlacementForm, form_error
 from quizzes.models import Attempt, Placement, QuestionState
 from quizzes.services import QuizError
 
@@ -123,14 +124,6 @@ def _posted_attempt(request: HttpRequest, placement: Placement, launch: LaunchIn
     return attempt
 
 
-def _shuffle_choice(raw: str) -> bool | None:
-    """The placement forms' option order: "" keeps the mode's rule, "on" / "off" override it."""
-    choices = {"": None, "on": True, "off": False}
-    if raw not in choices:
-        raise services.InvalidInput("Choose an option order from the list.")
-    return choices[raw]
-
-
 def _shuffle_field(placement: Placement) -> str:
     """The settings form's option order for a placement: "" while it follows its mode (so changing the mode brings
     that mode's rule), else the instructor's override."""
@@ -173,60 +166,42 @@ def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
         return error_page(request, "Only instructors and designers can add this activity to a course.", 403)
     challenge_set = content.current_set()
     modes = content.get_modes()
-    default_mode = content.get_mode()["slug"]
-    form: dict[str, Any] = {
+    initial = {
         "title": challenge_set.title,
         "challenges": [c["slug"] for c in challenge_set.challenges],
-        "mode": default_mode,
+        "mode": content.get_mode()["slug"],
         "points": f"{sum(c['points'] for c in challenge_set.challenges):g}",
         "exam_minutes": str((modes.get("exam") or {}).get("set_time_limit_s", 900) // 60),
         "shuffle_options": "",
     }
     error = ""
-    if request.method == "POST":
-        if _too_large(request, SMALL_FORM_LIMIT_BYTES):
-            return error_page(request, "The form is too large.", 413)
-        form = {
-            "title": request.POST.get("title", "").strip()[:200],
-            "challenges": request.POST.getlist("challenges")[:100],
-            "mode": request.POST.get("mode", ""),
-            "points": request.POST.get("points", "").strip(),
-            "exam_minutes": request.POST.get("exam_minutes", "").strip(),
-            "shuffle_options": request.POST.get("shuffle_options", "")[:8],
-        }
+    if request.method == "POST" and _too_large(request, SMALL_FORM_LIMIT_BYTES):
+        return error_page(request, "The form is too large.", 413)
+    form = PlacementForm(request.POST if request.method == "POST" else None, initial=initial)
+    if form.is_bound:
         try:
-            points = float(form["points"]) if form["points"] else None
-            whole_set = modes.get(form["mode"], {}).get("timer") == "whole_set"
-            minutes = int(form["exam_minutes"]) if whole_set and form["exam_minutes"] else None
-        except ValueError:
-            error = "Points and minutes must be numbers."
+            if not form.is_valid():
+                raise services.InvalidInput(form_error(form))
+            draft = services.create_placement_draft(
+                registration=deep_link.registration,
+                context=deep_link.context,
+                created_by=deep_link.lti_user,
+                challenge_set=challenge_set,
+                **form.choices,
+            )
+        except QuizError as exc:
+            error = exc.message
         else:
-            try:
-                draft = services.create_placement_draft(
-                    registration=deep_link.registration,
-                    context=deep_link.context,
-                    created_by=deep_link.lti_user,
-                    challenge_slugs=form["challenges"],
-                    mode_slug=form["mode"],
-                    points=points,
-                    title=form["title"],
-                    set_time_limit_s=minutes * 60 if minutes is not None else None,
-                    shuffle_options=_shuffle_choice(form["shuffle_options"]),
-                    challenge_set=challenge_set,
-                )
-            except QuizError as exc:
-                error = exc.message
-            else:
-                item = DeepLinkItem(
-                    title=draft.title,
-                    custom={"placement": str(draft.uuid)},
-                    score_maximum=draft.points if draft.is_graded else None,
-                    label=draft.title,
-                    resource_id=str(draft.uuid),
-                    tag="resnet-challenges",
-                    text=modes[draft.mode_slug]["description"],
-                )
-                return deep_linking_response(request, deep_link, [item])
+            item = DeepLinkItem(
+                title=draft.title,
+                custom={"placement": str(draft.uuid)},
+                score_maximum=draft.points if draft.is_graded else None,
+                label=draft.title,
+                resource_id=str(draft.uuid),
+                tag="resnet-challenges",
+                text=modes[draft.mode_slug]["description"],
+            )
+            return deep_linking_response(request, deep_link, [item])
     return render(
         request,
         "quizzes/deep_link.html",
@@ -591,23 +566,11 @@ def placement_settings(
     """Change mode, challenges or points while nobody has started."""
     if _too_large(request, SMALL_FORM_LIMIT_BYTES):
         return error_page(request, "The submitted form is too large; nothing was stored.", 413)
+    form = PlacementForm(request.POST)
+    if not form.is_valid():
+        return error_page(request, form_error(form), 400)
     try:
-        points_raw = request.POST.get("points", "").strip()
-        minutes_raw = request.POST.get("exam_minutes", "").strip()
-        mode = request.POST.get("mode", "")
-        whole_set = content.get_modes().get(mode, {}).get("timer") == "whole_set"
-        services.update_placement(
-            placement,
-            challenge_slugs=request.POST.getlist("challenges")[:100],
-            mode_slug=mode,
-            points=float(points_raw) if points_raw else None,
-            title=request.POST.get("title", "").strip()[:200],
-            set_time_limit_s=int(minutes_raw) * 60 if whole_set and minutes_raw else None,
-            shuffle_options=_shuffle_choice(request.POST.get("shuffle_options", "")),
-            actor=_user(launch),
-        )
-    except ValueError:
-        return error_page(request, "Points and minutes must be numbers.", 400)
+        services.update_placement(placement, actor=_user(launch), **form.choices)
     except QuizError as exc:
         return _quiz_error(request, exc)
     return redirect(reverse("quizzes:dashboard", kwargs={"resource_link_pk": resource_link_pk}))
@@ -680,14 +643,12 @@ def accommodation(
     """Grant extra time (multiplier) and/or extra attempts to one student."""
     if _too_large(request, SMALL_FORM_LIMIT_BYTES):
         return error_page(request, "The submitted form is too large; nothing was stored.", 413)
+    form = AccommodationForm(request.POST)
+    if not form.is_valid():
+        return error_page(request, form_error(form), 400)
     try:
         services.grant_accommodation(
-            placement,
-            student,
-            time_multiplier=request.POST.get("time_multiplier", "1") or "1",
-            extra_attempts=request.POST.get("extra_attempts", "0") or "0",
-            granted_by=LtiUser.objects.filter(pk=launch.lti_user_pk).first(),
-            note=request.POST.get("note", ""),
+            placement, student, granted_by=LtiUser.objects.filter(pk=launch.lti_user_pk).first(), **form.cleaned_data
         )
     except QuizError as exc:
         return _quiz_error(request, exc)

@@ -306,3 +306,19 @@ def test_a_question_state_made_before_shuffling_keeps_the_contents_order_under_o
     shown = QuestionState.objects.get(attempt=attempt, slug=FIRST).presentation["options"]
     assert [key for key, _id in shown] == ["A", "B", "C", "D"]
     assert all(len(option_id) == 8 for _key, option_id in shown)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_deep_linking_form_comes_back_with_what_the_instructor_chose(dev_lms):
+    dev_lms.register_tool(style="canvas")
+    teacher = dev_lms.launch(user="instructor1", resource_link=None, message_type="LtiDeepLinkingRequest")
+    form = next(f for f in parse_forms(teacher.response.text, teacher.response.url) if "/deep-link/" in f.action)
+    data = {**form.fields, "title": "Week 3", "mode": "practice", "shuffle_options": "off", "challenges": [FIRST],
+            "points": "lots"}
+    refused = teacher.session.post(form.action, data=data, timeout=30)
+    assert refused.status_code == 400 and "Points and minutes must be numbers." in refused.text
+    again = next(f for f in parse_forms(refused.text, refused.url) if "/deep-link/" in f.action)
+    assert again.fields["title"] == "Week 3" and again.fields["mode"] == "practice"
+    assert again.fields["challenges"] == FIRST and again.fields["points"] == "lots"  # the one box ticked
+    assert '<option value="off" selected>' in refused.text
+    assert not Placement.objects.exists()

@@ -535,3 +535,32 @@ def test_a_nul_character_in_a_title_or_a_note_is_refused_and_changes_nothing():
                             {"time_multiplier": "1.5", "extra_attempts": "1", "note": "extra\x00time"})
     assert response.status_code == 400 and b"NUL character" in response.content
     assert not Accommodation.objects.filter(placement=placement, lti_user=bob).exists()
+
+
+def test_settings_refuse_numbers_that_are_not_numbers_and_read_the_exam_minutes_only_for_a_whole_set_timer():
+    placement = PlacementFactory(mode="timed")
+    rl = placement.resource_link
+    teacher = Client()
+    establish_launch(teacher, rl, instructor_for(rl), staff=True)
+    for fields in ({"points": "many"}, {"mode": "exam", "exam_minutes": "ten"}, {"points": "nan"}):
+        response = teacher.post(url("settings", rl), {"mode": "practice", "challenges": [FIRST], **fields})
+        assert response.status_code == 400 and b"Points and minutes must be numbers." in response.content
+        placement.refresh_from_db()
+        assert placement.mode_slug == "timed"
+    # The form always carries the exam field; a mode with a timer per question ignores it.
+    response = teacher.post(url("settings", rl), {"mode": "practice", "challenges": [FIRST], "exam_minutes": "ten"})
+    assert response.status_code == 302
+    placement.refresh_from_db()
+    assert placement.mode_slug == "practice" and not placement.rules.get("set_time_limit_s")
+
+
+def test_an_accommodation_form_reads_empty_fields_as_none_and_refuses_words():
+    placement, rl, alice, bob, teacher = _class_with_results()
+    response = teacher.post(url("accommodation", rl, lti_user_pk=bob.pk), {"time_multiplier": "twice"})
+    assert response.status_code == 400 and b"must be numbers" in response.content
+    assert not Accommodation.objects.filter(placement=placement, lti_user=bob).exists()
+    response = teacher.post(url("accommodation", rl, lti_user_pk=bob.pk),
+                            {"time_multiplier": "", "extra_attempts": "", "note": " quiet room "})
+    assert response.status_code == 302
+    granted = Accommodation.objects.get(placement=placement, lti_user=bob)
+    assert (granted.time_multiplier, granted.extra_attempts, granted.note) == (1.0, 0, "quiet room")
