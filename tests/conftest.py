@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lti_tool.devlms import jose
+from lti_tool.gradebook import ags
 
 
 @pytest.fixture
@@ -26,6 +27,8 @@ def dev_lms(live_server, transactional_db):
     yield lms
     lms.clear_faults()
     jose._jwks_cache.clear()
+    # Kept-alive connections to the live server would keep one of its threads (and a database session) busy.
+    ags.close_connections()
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -543,6 +545,19 @@ class DevLms:
             time.sleep(interval)
 
 
+def serve_on_loopback(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """Serve `handler` on 127.0.0.1, a free port, from a daemon thread; returns the server and its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def stop_serving(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
 class ToolPeer:
     """A minimal stand-in for a *tool*, used only to test the platform side alone: it serves a JWKS over HTTP and
     signs what a tool signs (client assertions, deep-linking responses). The real tool is tested with `DevLms`."""
@@ -551,8 +566,6 @@ class ToolPeer:
 
     def __init__(self) -> None:
         import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.kid = "peer-key-1"
         # One key per test process: RSA generation is slow and a stand-in tool needs no fresh key per test.
@@ -581,14 +594,10 @@ class ToolPeer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, self.url = serve_on_loopback(Handler)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_serving(self.server)
 
     def registration_body(self, scopes: list[str] | None = None) -> dict[str, Any]:
         """The client registration a tool posts in Dynamic Registration."""

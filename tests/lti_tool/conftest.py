@@ -12,11 +12,10 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -43,6 +42,7 @@ from lti_tool.claims import (
 )
 from lti_tool.models import Deployment, Registration
 from tests.factories import DeploymentFactory, RegistrationFactory
+from tests.lti_support import serve_on_loopback, stop_serving
 
 TOOL_BASE = "http://testserver"
 LAUNCH_URL = TOOL_BASE + "/lti/launch/"
@@ -157,17 +157,13 @@ class StubPlatform:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, self.url = serve_on_loopback(Handler)
 
     def reset(self) -> None:
         self.state = StubState()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_serving(self.server)
 
 
 @pytest.fixture(scope="session")

@@ -12,16 +12,18 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
 from django.core.cache import cache
+from django.db import transaction
 
 from lti_tool import keys
-from lti_tool.gradebook import ags
+from lti_tool.gradebook import ags, services
+from lti_tool.models import LtiUser, ResourceLink
 from tests.factories import (
     ContextFactory,
     DeploymentFactory,
@@ -29,6 +31,7 @@ from tests.factories import (
     RegistrationFactory,
     ResourceLinkFactory,
 )
+from tests.lti_support import serve_on_loopback, stop_serving
 
 
 @dataclass
@@ -74,15 +77,10 @@ class StubPlatform:
             def do_POST(self) -> None:
                 stub._handle(self, "POST")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, self.base = serve_on_loopback(Handler)
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_serving(self.server)
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -217,3 +215,31 @@ def make_placement(stub: StubPlatform, *, family: str = "canvas", lineitem: bool
 
 def make_student(resource_link, **kwargs: Any):
     return LtiUserFactory(registration=resource_link.context.deployment.registration, **kwargs)
+
+
+def launched(dev_lms, user="student1", resource_link="link1", course="course1"):
+    """Launch as `user`; returns (the tool's ResourceLink, the user's LtiUser, the launch's browser session)."""
+    result = dev_lms.launch(user=user, resource_link=resource_link, course=course)
+    assert result.response.status_code == 200, result.response.text[:500]
+    link = ResourceLink.objects.order_by("-updated_at").first()
+    return link, LtiUser.objects.get(sub=dev_lms.sub(user)), result.session
+
+
+def record(
+    link, user, score: float | None = 3.0, *, grading="FullyGraded", activity="Completed", comment=None, **kwargs: Any
+):
+    """A score out of 5 recorded as the challenge set records one: in a transaction, its comment "<score> of 5"
+    unless given."""
+    if comment is None:
+        comment = "" if score is None else f"{score:g} of 5"
+    with transaction.atomic():
+        return services.record_score(
+            resource_link=link,
+            lti_user=user,
+            score_given=score,
+            score_maximum=5.0,
+            activity_progress=activity,
+            grading_progress=grading,
+            comment=comment,
+            **kwargs,
+        )

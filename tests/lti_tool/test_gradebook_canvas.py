@@ -9,7 +9,6 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from django.db import transaction
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -20,17 +19,12 @@ from lti_tool.gradebook.models import ScoreUpdate
 from lti_tool.models import LtiUser, Membership, ResourceLink
 from quizzes import services as quizzes
 from quizzes.models import Attempt, Placement
+from tests.lti_tool.gradebook_support import record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 State = ScoreUpdate.State
 EXT = "https://canvas.instructure.com/lti/submission"
 FIRST, SECOND = "why-skip-connections", "skip-block-output-shape"
-
-
-@pytest.fixture(autouse=True)
-def _close_lms_connections():
-    yield
-    ags.close_connections()
 
 
 def canvas_student(dev_lms, user="student1"):
@@ -49,19 +43,6 @@ def deliver():
 def ms(moment):
     """AGS times carry milliseconds."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def record(link, user, score, **kwargs):
-    with transaction.atomic():
-        return services.record_score(
-            resource_link=link,
-            lti_user=user,
-            score_given=score,
-            score_maximum=5.0,
-            activity_progress="Completed",
-            grading_progress="FullyGraded",
-            **kwargs,
-        )
 
 
 def test_answers_mid_attempt_make_no_submission_and_each_finished_attempt_makes_one(dev_lms):

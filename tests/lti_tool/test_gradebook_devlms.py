@@ -10,42 +10,14 @@ import re
 
 import pytest
 import requests
-from django.db import transaction
 from django.urls import reverse
 
-from lti_tool.gradebook import ags, services
+from lti_tool.gradebook import services
 from lti_tool.gradebook.models import LineItem, ScoreUpdate
-from lti_tool.models import LtiUser, Membership, ResourceLink
+from lti_tool.models import LtiUser, Membership
+from tests.lti_tool.gradebook_support import launched, record
 
 State = ScoreUpdate.State
-
-
-@pytest.fixture(autouse=True)
-def _close_lms_connections():
-    """Kept-alive connections to the live server would keep one of its threads (and a database session) busy."""
-    yield
-    ags.close_connections()
-
-
-def launched(dev_lms, user="student1", resource_link="link1", course="course1"):
-    """Launch as `user`; returns (the tool's ResourceLink, the user's LtiUser, the launch's browser session)."""
-    result = dev_lms.launch(user=user, resource_link=resource_link, course=course)
-    assert result.response.status_code == 200, result.response.text[:500]
-    link = ResourceLink.objects.order_by("-updated_at").first()
-    return link, LtiUser.objects.get(sub=dev_lms.sub(user)), result.session
-
-
-def record(link, user, score, *, grading="FullyGraded", activity="Completed", comment=""):
-    with transaction.atomic():
-        return services.record_score(
-            resource_link=link,
-            lti_user=user,
-            score_given=score,
-            score_maximum=5.0,
-            activity_progress=activity,
-            grading_progress=grading,
-            comment=comment,
-        )
 
 
 def deliver_all():

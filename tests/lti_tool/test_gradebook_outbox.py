@@ -17,26 +17,13 @@ from django.test import override_settings
 from lti_tool.gradebook import clock, services
 from lti_tool.gradebook.models import LineItem, ScoreUpdate
 from tests.lti_tool import gradebook_support
-from tests.lti_tool.gradebook_support import make_placement, make_student
+from tests.lti_tool.gradebook_support import make_placement, make_student, record
 
 stub_lms = gradebook_support.stub_lms
 
 pytestmark = pytest.mark.django_db
 
 State = ScoreUpdate.State
-
-
-def record(resource_link, user, score=3.0, *, grading="FullyGraded", activity="Completed", comment="3/5"):
-    with transaction.atomic():
-        return services.record_score(
-            resource_link=resource_link,
-            lti_user=user,
-            score_given=score,
-            score_maximum=5.0,
-            activity_progress=activity,
-            grading_progress=grading,
-            comment=comment,
-        )
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ plays the web server (record_score inside a transaction, as the challenge player
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
 
-from lti_tool.gradebook import ags, services
 from lti_tool.gradebook.models import ScoreUpdate
-from lti_tool.models import LtiUser, Membership, ResourceLink
+from lti_tool.models import Membership, ResourceLink
 from tests.lti_support import choice_options, parse_forms
+from tests.lti_tool.gradebook_support import launched, record
 from tests.workers import CeleryWorker, purge_queues
 
 pytestmark = pytest.mark.worker
@@ -44,32 +43,6 @@ def start_worker(dev_lms, tmp_path):
         worker.stop()
 
 
-@pytest.fixture(autouse=True)
-def _close_lms_connections():
-    """Kept-alive connections to the live server would keep one of its threads (and a database session) busy."""
-    yield
-    ags.close_connections()
-
-
-def launched(dev_lms, user="student1"):
-    result = dev_lms.launch(user=user)
-    assert result.response.status_code == 200, result.response.text[:500]
-    return ResourceLink.objects.order_by("-updated_at").first(), LtiUser.objects.get(sub=dev_lms.sub(user))
-
-
-def record(link, user, score):
-    with transaction.atomic():
-        return services.record_score(
-            resource_link=link,
-            lti_user=user,
-            score_given=score,
-            score_maximum=5.0,
-            activity_progress="Completed",
-            grading_progress="FullyGraded",
-            comment=f"{score:g} of 5",
-        )
-
-
 def state_of(update: ScoreUpdate) -> str:
     update.refresh_from_db()
     return update.state
@@ -77,7 +50,7 @@ def state_of(update: ScoreUpdate) -> str:
 
 def test_a_score_reaches_the_dev_lms_gradebook_through_the_worker(dev_lms, start_worker):
     dev_lms.register_tool(style="canvas")
-    link, student = launched(dev_lms)
+    link, student, _ = launched(dev_lms)
     start_worker()
     update = record(link, student, 4.0)
     assert dev_lms.wait_for(lambda: state_of(update) == State.DELIVERED, timeout=60), update.last_error
@@ -125,7 +98,7 @@ def test_an_instructor_sees_who_has_not_started_without_pressing_anything(dev_lm
 
 def test_503_then_429_then_an_unresponsive_lms_end_with_the_right_grade_and_no_duplicates(dev_lms, start_worker):
     dev_lms.register_tool(style="moodle")
-    link, student = launched(dev_lms)
+    link, student, _ = launched(dev_lms)
     start_worker()
 
     dev_lms.set_fault("down")  # 503 to everything, until changed
@@ -149,7 +122,7 @@ def test_503_then_429_then_an_unresponsive_lms_end_with_the_right_grade_and_no_d
 
 def test_a_worker_killed_mid_delivery_is_made_good_by_the_sweeper(dev_lms, start_worker):
     dev_lms.register_tool(style="canvas")
-    link, student = launched(dev_lms)
+    link, student, _ = launched(dev_lms)
     doomed = start_worker()
     dev_lms.set_fault("slow", seconds=1.0)  # the LMS takes its time: the worker is inside the call...
     update = record(link, student, 4.0)
