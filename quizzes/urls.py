@@ -14,7 +14,7 @@ A = I + "students/<int:lti_user_pk>/attempts/<int:attempt_pk>/"  # one student's
 urlpatterns = [
     path("launch/<int:resource_link_pk>/", views.launch, name="launch"),
     path("deep-link/<str:launch_id>/", views.deep_link, name="deep_link"),
-    path("review/<int:resource_link_pk>/<int:lti_user_pk>/", views.review, name="review"),
+    path("review/<int:resource_link_pk>/<int:lti_user_pk>/", views.student, name="review"),
     # Student player
     path(P, views.player, name="player"),
     path(P + "start/", views.start, name="start"),

@@ -24,7 +24,7 @@ from lti_tool.models import LtiUser, ResourceLink
 from lti_tool.sessions import LaunchInfo, launch_required
 from quizzes import actions, content, queries, services
 from quizzes.forms import AccommodationForm, PlacementForm, form_error
-from quizzes.models import Attempt, Placement, QuestionState
+from quizzes.models import Accommodation, Attempt, Placement, QuestionState
 from quizzes.services import QuizError
 
 logger = logging.getLogger(__name__)
@@ -576,9 +576,14 @@ def placement_settings(
     return redirect(reverse("quizzes:dashboard", kwargs={"resource_link_pk": resource_link_pk}))
 
 
-def _student_page(
-    request: HttpRequest, resource_link_pk: int, placement: Placement, student: LtiUser, template: str
+@require_GET
+@launch_required
+@staff_required
+def student(
+    request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement, student: LtiUser
 ) -> HttpResponse:
+    """One student's history: answers, submitted code, grader feedback; the accommodation form. Also the submission
+    review (LtiSubmissionReviewRequest, URL name `review`): the instructor's view of one student's work."""
     attempts = queries.student_history(placement, student.pk)
     now = timezone.now()
     for attempt in attempts:
@@ -595,12 +600,10 @@ def _student_page(
             for code_answer in state.code_answers.all():
                 code_answer.curves = queries.loss_curves(code_answer.submission.artifacts)
                 code_answer.norms = queries.grad_norms(code_answer.submission.artifacts)
-    from quizzes.models import Accommodation
-
     accommodation = Accommodation.objects.filter(placement=placement, lti_user=student).first()
     return render(
         request,
-        template,
+        "quizzes/student.html",
         {
             "placement": placement,
             "rl": resource_link_pk,
@@ -612,26 +615,6 @@ def _student_page(
             "expired": actions.expired_before_accommodation(attempts[-1] if attempts else None, accommodation),
         },
     )
-
-
-@require_GET
-@launch_required
-@staff_required
-def student(
-    request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement, student: LtiUser
-) -> HttpResponse:
-    """One student's history: answers, submitted code, grader feedback; the accommodation form."""
-    return _student_page(request, resource_link_pk, placement, student, "quizzes/student.html")
-
-
-@require_GET
-@launch_required
-@staff_required
-def review(
-    request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement, student: LtiUser
-) -> HttpResponse:
-    """Submission review (LtiSubmissionReviewRequest): the instructor's view of one student's work."""
-    return _student_page(request, resource_link_pk, placement, student, "quizzes/student.html")
 
 
 @require_POST
