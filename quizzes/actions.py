@@ -20,27 +20,21 @@ from django.utils import timezone
 
 from quizzes import audit
 from quizzes.models import Accommodation, Answer, Attempt, Placement, QuestionState
-from quizzes.services import (
-    MAX_EXTRA_ATTEMPTS,
-    InvalidInput,
-    Refused,
+from quizzes.services.accommodations import MAX_EXTRA_ATTEMPTS
+from quizzes.services.attempts import _lock_attempt, _settle, _state, _states
+from quizzes.services.errors import InvalidInput, Refused, _plain_text
+from quizzes.services.rules import (
     _accommodation,
     _challenge,
     _extra_attempts,
-    _lock_attempt,
-    _plain_text,
     _question_deadline,
-    _rescore,
     _set_time_limit,
-    _settle,
     _slide_idle_close,
-    _state,
-    _states,
     _time_multiplier,
     attempts_allowed,
-    earned_points,
     set_closes_at,
 )
+from quizzes.services.scoring import _rescore, earned_points
 
 MAX_COMMENT_CHARS = 1000
 MAX_NOTE_CHARS = 500

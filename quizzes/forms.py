@@ -23,7 +23,7 @@ def form_error(form: forms.Form) -> str:
 
 
 class _PlainText(forms.CharField):
-    """Free text handed to a service that refuses NUL with its own message (quizzes.services._plain_text)."""
+    """Free text handed to a service that refuses NUL with its own message (quizzes.services.errors._plain_text)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
