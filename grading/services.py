@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config import metrics
+from config import clock, metrics
 from grading.challenges import ChallengeNotFound, current_challenges, get_challenge
 from grading.judging import ChecksError, CheckSuite, beyond_starter, load_suite
 from grading.models import CodeSubmission
@@ -346,7 +346,7 @@ def outcome_device(pool: Any) -> str:
 # --- the sweeper --------------------------------------------------------------------------------------------------
 
 
-def requeue_stale(*, now: Any = None, queued_after_s: float | None = None, limit: int = 200) -> list[str]:
+def requeue_stale(*, queued_after_s: float | None = None, limit: int = 200) -> list[str]:
     """Re-enqueue submissions the broker lost or whose worker died; returns their ids.
 
     - queued (or error: our fault) for longer than GRADING_REQUEUE_AFTER_S;
@@ -354,7 +354,7 @@ def requeue_stale(*, now: Any = None, queued_after_s: float | None = None, limit
       gone (a live worker's sandbox is killed at the timeout, so it cannot still be running).
     A re-enqueued submission that a live worker finishes first is a no-op on the second delivery.
     """
-    now = now or timezone.now()
+    now = clock.now()
     queued_after = settings.GRADING_REQUEUE_AFTER_S if queued_after_s is None else queued_after_s
     running_after = settings.GRADING_TIMEOUT_S * 2 + 300 if queued_after_s is None else queued_after_s
     stale = CodeSubmission.objects.filter(

@@ -6,7 +6,7 @@ lti_tool.gradebook, the development LMS served by gunicorn on 127.0.0.1, and eve
 signed with the tool's key, AGS scores with Moodle or Canvas semantics). The outage is real too: the LMS process is
 stopped, so every call is refused at the socket.
 
-What is simulated: time. The gradebook reads time only through lti_tool.gradebook.clock; this script moves that
+What is simulated: time. The gradebook reads time only through config.clock; this script moves that
 clock in 15-second ticks (the beat sweeper's period) and, at each tick, delivers the due rows with a few threads
 (standing in for Celery workers: the task body is the same `deliver_score_update`). Backoff, retry budget and
 timestamps therefore follow the production schedule (settings GRADEBOOK_*) while the run takes a minute or two.
@@ -185,10 +185,11 @@ def run(args: argparse.Namespace, rng: random.Random, server: LmsServer, started
     call_command("migrate", verbosity=0)
     progress("database migrated")
 
+    from config import clock
     from lti_tool.devlms import jose
     from lti_tool.devlms.models import Course, Enrollment, Person, ScoreEvent
     from lti_tool.devlms.models import Score as LmsScore
-    from lti_tool.gradebook import clock, services
+    from lti_tool.gradebook import services
     from lti_tool.gradebook.models import ScoreUpdate
     from lti_tool.gradebook.services import outbox
     from lti_tool.models import LtiUser, ResourceLink

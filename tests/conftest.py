@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import datetime, timedelta
 
+import pytest
+from django.utils import timezone
+
+from config import clock as tool_clock
 from lti_tool.devlms import jose
 from lti_tool.gradebook import ags
+
+
+class Clock:
+    """The time the tool reads (config.clock): frozen at the start of a test, moved only by advance()."""
+
+    def __init__(self) -> None:
+        self.now = timezone.now().replace(microsecond=0)
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+    def set(self, moment: datetime) -> datetime:
+        self.now = moment
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The one way tests move time (see config/clock.py)."""
+    fake = Clock()
+    monkeypatch.setattr(tool_clock, "now", lambda: fake.now)
+    return fake
 
 
 @pytest.fixture

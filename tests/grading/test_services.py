@@ -163,9 +163,9 @@ def test_grading_is_refused_without_bubblewrap_and_the_code_is_kept(settings, gr
 
 
 @pytest.mark.django_db
-def test_the_sweeper_requeues_lost_and_orphaned_submissions_only(broker, settings):
+def test_the_sweeper_requeues_lost_and_orphaned_submissions_only(broker, settings, clock):
     settings.GRADING_REQUEUE_AFTER_S = 60
-    now = timezone.now()
+    now = clock.now
     lost = CodeSubmissionFactory()
     fresh = CodeSubmissionFactory()
     orphaned = CodeSubmissionFactory(status=Status.RUNNING, deliveries=1)
@@ -177,7 +177,7 @@ def test_the_sweeper_requeues_lost_and_orphaned_submissions_only(broker, setting
     CodeSubmission.objects.filter(pk=orphaned.pk).update(started_at=old)
     CodeSubmission.objects.filter(pk=busy.pk).update(started_at=now - timedelta(seconds=5))
 
-    requeued = services.requeue_stale(now=now)
+    requeued = services.requeue_stale()
 
     assert set(requeued) == {str(lost.pk), str(orphaned.pk), str(errored.pk)}
     assert sorted(queued_ids(broker)) == sorted(requeued)

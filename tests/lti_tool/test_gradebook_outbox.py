@@ -14,7 +14,7 @@ import pytest
 from django.db import transaction
 from django.test import override_settings
 
-from lti_tool.gradebook import clock, services
+from lti_tool.gradebook import services
 from lti_tool.gradebook.models import LineItem, ScoreUpdate
 from tests.lti_tool import gradebook_support
 from tests.lti_tool.gradebook_support import make_placement, make_student, record
@@ -24,19 +24,6 @@ stub_lms = gradebook_support.stub_lms
 pytestmark = pytest.mark.django_db
 
 State = ScoreUpdate.State
-
-
-@pytest.fixture
-def frozen_clock(monkeypatch):
-    """A clock the test moves by hand (the gradebook reads time only through lti_tool.gradebook.clock)."""
-    now = {"t": clock.now().replace(microsecond=123456)}
-    monkeypatch.setattr(clock, "now", lambda: now["t"])
-
-    def advance(seconds: float) -> None:
-        now["t"] += timedelta(seconds=seconds)
-
-    advance.now = lambda: now["t"]  # type: ignore[attr-defined]
-    return advance
 
 
 def scores_posted(stub):
@@ -95,26 +82,27 @@ def test_record_score_rejects_a_user_of_another_platform(stub_lms):
         )
 
 
-def test_timestamps_are_milliseconds_strictly_increasing_and_a_second_apart(stub_lms, frozen_clock):
+def test_timestamps_are_milliseconds_strictly_increasing_and_a_second_apart(stub_lms, clock):
+    clock.advance(0.123456)  # a time between milliseconds
     link = make_placement(stub_lms)
     student = make_student(link)
     first = record(link, student, 1.0)
     second = record(link, student, 2.0)  # same instant: pushed one second later
-    frozen_clock(0.2)
+    clock.advance(0.2)
     third = record(link, student, 3.0)  # 0.2 s later: still at least a second after the second
-    frozen_clock(10)
+    clock.advance(10)
     fourth = record(link, student, 4.0)  # well after: the clock's own time
     assert first.timestamp.microsecond == 123000  # millisecond precision
     assert second.timestamp - first.timestamp == timedelta(seconds=1)
     assert third.timestamp - second.timestamp == timedelta(seconds=1)
-    now = frozen_clock.now()
+    now = clock.now
     assert fourth.timestamp == now.replace(microsecond=now.microsecond // 1000 * 1000)
     # Whole seconds (Moodle's comparison) strictly increase too.
     whole = [int(u.timestamp.timestamp()) for u in (first, second, third, fourth)]
     assert whole == sorted(set(whole))
 
 
-def test_timestamps_are_per_student_and_placement(stub_lms, frozen_clock):
+def test_timestamps_are_per_student_and_placement(stub_lms, clock):
     link = make_placement(stub_lms)
     other_link = make_placement(stub_lms)
     alice, bob = make_student(link), make_student(link)
@@ -125,7 +113,7 @@ def test_timestamps_are_per_student_and_placement(stub_lms, frozen_clock):
     assert c.timestamp == a.timestamp
 
 
-def test_newer_score_supersedes_an_older_waiting_one(stub_lms, frozen_clock):
+def test_newer_score_supersedes_an_older_waiting_one(stub_lms, clock):
     link = make_placement(stub_lms)
     student, other = make_student(link), make_student(link)
     old = record(link, student, 1.0)
@@ -138,7 +126,7 @@ def test_newer_score_supersedes_an_older_waiting_one(stub_lms, frozen_clock):
     assert others.state == State.WAITING
 
 
-def test_delivered_scores_are_not_superseded(stub_lms, frozen_clock):
+def test_delivered_scores_are_not_superseded(stub_lms, clock):
     link = make_placement(stub_lms)
     student = make_student(link)
     old = record(link, student, 1.0)
@@ -165,7 +153,7 @@ def test_delivery_is_enqueued_only_when_the_transaction_commits(stub_lms, django
     assert ScoreUpdate.objects.count() == 1
 
 
-def test_pending_is_never_sent_to_moodle(stub_lms, frozen_clock):
+def test_pending_is_never_sent_to_moodle(stub_lms, clock):
     link = make_placement(stub_lms, family="moodle")
     student = make_student(link)
     pending = record(link, student, None, grading="Pending", activity="Submitted")
@@ -178,12 +166,12 @@ def test_pending_is_never_sent_to_moodle(stub_lms, frozen_clock):
     assert [p["gradingProgress"] for p in posted] == ["FullyGraded"]
 
 
-def test_pending_on_canvas_preserves_the_score_and_the_final_score_is_a_follow_up(stub_lms, frozen_clock):
+def test_pending_on_canvas_preserves_the_score_and_the_final_score_is_a_follow_up(stub_lms, clock):
     link = make_placement(stub_lms, family="canvas")
     student = make_student(link)
     pending = record(link, student, None, grading="Pending", activity="Submitted", comment="")
     services.deliver_score_update(pending.pk)
-    frozen_clock(5)
+    clock.advance(5)
     final = record(link, student, 4.0, comment="Block with projection: 4/5 checks passed")
     services.deliver_score_update(final.pk)
     first, second = scores_posted(stub_lms)
@@ -226,34 +214,34 @@ def test_a_delivered_row_is_never_sent_again(stub_lms):
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_server_errors_are_retried_with_backoff(stub_lms, frozen_clock, status):
+def test_server_errors_are_retried_with_backoff(stub_lms, clock, status):
     link = make_placement(stub_lms)
     update = record(link, make_student(link))
     stub_lms.queue("POST", "/lineitems/7/lineitem/scores", status, "busy")
     assert services.deliver_score_update(update.pk) == State.WAITING
     update.refresh_from_db()
     assert update.attempts == 1 and update.last_status_code == status
-    assert update.next_attempt_at > frozen_clock.now()
+    assert update.next_attempt_at > clock.now
     assert "error" in update.last_error
     # Not due yet: a duplicate task does nothing.
     assert services.deliver_score_update(update.pk) == "not_due"
-    frozen_clock((update.next_attempt_at - frozen_clock.now()).total_seconds())
+    clock.advance((update.next_attempt_at - clock.now).total_seconds())
     assert services.deliver_score_update(update.pk) == State.DELIVERED
     assert len(scores_posted(stub_lms)) == 2
     assert scores_posted(stub_lms)[0] == scores_posted(stub_lms)[1]  # same payload, same timestamp
 
 
-def test_429_waits_at_least_retry_after(stub_lms, frozen_clock):
+def test_429_waits_at_least_retry_after(stub_lms, clock):
     link = make_placement(stub_lms)
     update = record(link, make_student(link))
     stub_lms.queue("POST", "/lineitems/7/lineitem/scores", 429, "slow down", headers={"Retry-After": "120"})
     assert services.deliver_score_update(update.pk) == State.WAITING
     update.refresh_from_db()
-    assert update.next_attempt_at - frozen_clock.now() >= timedelta(seconds=120)
+    assert update.next_attempt_at - clock.now >= timedelta(seconds=120)
     assert "slow down" in update.last_error
 
 
-def test_canvas_rate_limit_403_is_retried(stub_lms, frozen_clock):
+def test_canvas_rate_limit_403_is_retried(stub_lms, clock):
     link = make_placement(stub_lms)
     update = record(link, make_student(link))
     stub_lms.queue("POST", "/lineitems/7/lineitem/scores", 403, "403 Forbidden (Rate Limit Exceeded)")
@@ -261,7 +249,7 @@ def test_canvas_rate_limit_403_is_retried(stub_lms, frozen_clock):
 
 
 @override_settings(LTI_HTTP_TIMEOUT_S=0.3)
-def test_a_timeout_is_retried(stub_lms, frozen_clock):
+def test_a_timeout_is_retried(stub_lms, clock):
     link = make_placement(stub_lms)
     update = record(link, make_student(link))
     stub_lms.queue("POST", "/lineitems/7/lineitem/scores", 200, {}, delay_s=1.0)
@@ -270,7 +258,7 @@ def test_a_timeout_is_retried(stub_lms, frozen_clock):
     assert "did not answer within" in update.last_error
 
 
-def test_a_connection_failure_is_retried(stub_lms, frozen_clock):
+def test_a_connection_failure_is_retried(stub_lms, clock):
     link = make_placement(stub_lms)
     update = record(link, make_student(link))
     stub_lms.stop()  # the LMS is down
@@ -280,7 +268,7 @@ def test_a_connection_failure_is_retried(stub_lms, frozen_clock):
 
 
 @override_settings(GRADEBOOK_RETRY_BUDGET_S=24 * 3600, GRADEBOOK_BACKOFF_BASE_S=10, GRADEBOOK_BACKOFF_CAP_S=1800)
-def test_gives_up_after_the_retry_budget_and_says_so(stub_lms, frozen_clock):
+def test_gives_up_after_the_retry_budget_and_says_so(stub_lms, clock):
     link = make_placement(stub_lms)
     update = record(link, make_student(link))
     stub_lms.stop()
@@ -291,11 +279,11 @@ def test_gives_up_after_the_retry_budget_and_says_so(stub_lms, frozen_clock):
         if outcome != State.WAITING:
             break
         update.refresh_from_db()
-        frozen_clock((update.next_attempt_at - frozen_clock.now()).total_seconds())
+        clock.advance((update.next_attempt_at - clock.now).total_seconds())
     update.refresh_from_db()
     assert update.state == State.REFUSED
     assert update.last_error.startswith("Gave up after")
-    elapsed = frozen_clock.now() - update.created_at
+    elapsed = clock.now - update.created_at
     # It kept trying for (almost) the whole day, never longer than the budget.
     assert timedelta(hours=23) <= elapsed <= timedelta(hours=24)
     assert services.sync_status(link)[update.lti_user_id]["state"] == "refused"
@@ -306,7 +294,7 @@ MOODLE_409 = {"body": "[]", "reason": "Refusing score with an earlier timestamp 
 MOODLE_400 = {"body": "[]", "reason": 'Incorrect score received{"userId": "5", "scoreGiven": 1, "scoreMaximum": 10}'}
 
 
-def test_moodle_409_on_a_retry_means_already_applied(stub_lms, frozen_clock):
+def test_moodle_409_on_a_retry_means_already_applied(stub_lms, clock):
     link = make_placement(stub_lms, family="moodle")
     update = record(link, make_student(link))
     stub_lms.queue("POST", "/lineitems/7/lineitem/scores", 504, "gateway timeout")  # it may have gone through
@@ -317,7 +305,7 @@ def test_moodle_409_on_a_retry_means_already_applied(stub_lms, frozen_clock):
     assert "already had this score" in update.last_error
 
 
-def test_canvas_400_before_last_updated_on_a_retry_is_not_a_failure(stub_lms, frozen_clock):
+def test_canvas_400_before_last_updated_on_a_retry_is_not_a_failure(stub_lms, clock):
     link = make_placement(stub_lms)
     update = record(link, make_student(link))
     stub_lms.queue("POST", "/lineitems/7/lineitem/scores", 503)
@@ -353,7 +341,7 @@ def test_a_stale_timestamp_on_the_first_attempt_is_shown_to_the_instructor(stub_
         ("canvas", 403, {"body": "insufficient scope"}, "administrator"),
     ],
 )
-def test_permanent_refusals_are_explained_and_not_retried(stub_lms, frozen_clock, family, status, answer, words):
+def test_permanent_refusals_are_explained_and_not_retried(stub_lms, clock, family, status, answer, words):
     link = make_placement(stub_lms, family=family)
     update = record(link, make_student(link))
     stub_lms.queue("POST", "/lineitems/7/lineitem/scores", status, **answer)
@@ -361,7 +349,7 @@ def test_permanent_refusals_are_explained_and_not_retried(stub_lms, frozen_clock
     update.refresh_from_db()
     assert words in update.last_error
     assert "Send all grades again" in update.last_error
-    frozen_clock(3600)
+    clock.advance(3600)
     assert services.deliver_score_update(update.pk) == State.REFUSED
     assert services.enqueue_due_scores() == 0
     assert len(scores_posted(stub_lms)) == 1
@@ -377,7 +365,7 @@ def test_an_expired_token_is_refreshed_once(stub_lms):
     assert len(scores_posted(stub_lms)) == 3  # the refused one, then the retry with the new token
 
 
-def test_superseded_at_claim_time_is_not_sent(stub_lms, frozen_clock):
+def test_superseded_at_claim_time_is_not_sent(stub_lms, clock):
     link = make_placement(stub_lms)
     student = make_student(link)
     old = record(link, student, 1.0)
@@ -386,13 +374,13 @@ def test_superseded_at_claim_time_is_not_sent(stub_lms, frozen_clock):
     assert scores_posted(stub_lms) == []
 
 
-def test_a_row_leased_to_another_worker_is_left_alone_until_the_lease_ends(stub_lms, frozen_clock):
+def test_a_row_leased_to_another_worker_is_left_alone_until_the_lease_ends(stub_lms, clock):
     link = make_placement(stub_lms)
     update = record(link, make_student(link))
-    ScoreUpdate.objects.filter(pk=update.pk).update(claimed_until=frozen_clock.now() + timedelta(seconds=30))
+    ScoreUpdate.objects.filter(pk=update.pk).update(claimed_until=clock.now + timedelta(seconds=30))
     assert services.deliver_score_update(update.pk) == "busy"
     assert services.enqueue_due_scores() == 0
-    frozen_clock(31)  # that worker died: its lease ran out
+    clock.advance(31)  # that worker died: its lease ran out
     assert services.deliver_score_update(update.pk) == State.DELIVERED
 
 
@@ -455,7 +443,7 @@ def test_backoff_doubles_with_jitter_up_to_the_cap():
 
 @override_settings(GRADEBOOK_REQUEUE_AFTER_S=300)
 def test_sweeper_re_enqueues_only_due_rows_whose_message_is_missing(
-    stub_lms, frozen_clock, django_capture_on_commit_callbacks
+    stub_lms, clock, django_capture_on_commit_callbacks
 ):
     link = make_placement(stub_lms)
     fresh = record(link, make_student(link))  # enqueued just now by record_score
@@ -463,7 +451,7 @@ def test_sweeper_re_enqueues_only_due_rows_whose_message_is_missing(
     ScoreUpdate.objects.filter(pk=lost.pk).update(enqueued_at=None)  # the broker lost it
     later = record(link, make_student(link))
     ScoreUpdate.objects.filter(pk=later.pk).update(
-        enqueued_at=None, next_attempt_at=frozen_clock.now() + timedelta(minutes=5)
+        enqueued_at=None, next_attempt_at=clock.now + timedelta(minutes=5)
     )
     done = record(link, make_student(link))
     services.deliver_score_update(done.pk)
@@ -471,10 +459,10 @@ def test_sweeper_re_enqueues_only_due_rows_whose_message_is_missing(
         assert services.enqueue_due_scores() == 1
     assert len(callbacks) == 1
     assert ScoreUpdate.objects.get(pk=lost.pk).enqueued_at is not None
-    frozen_clock(301)  # the fresh row's message never ran either
+    clock.advance(301)  # the fresh row's message never ran either
     with django_capture_on_commit_callbacks(execute=False):
         assert services.enqueue_due_scores() == 3  # fresh, later (now due), and lost (its new message is stale too)
-    assert ScoreUpdate.objects.get(pk=fresh.pk).enqueued_at == frozen_clock.now()
+    assert ScoreUpdate.objects.get(pk=fresh.pk).enqueued_at == clock.now
 
 
 @pytest.mark.parametrize(

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from lti_tool.gradebook import services as gradebook
-
-
-class Clock:
-    """A controllable 'now' passed explicitly to the services (they take now=...)."""
-
-    def __init__(self) -> None:
-        self.now = timezone.now().replace(microsecond=0)
-
-    def advance(self, seconds: float) -> Any:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

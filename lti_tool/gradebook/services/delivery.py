@@ -18,7 +18,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from lti_tool.gradebook import ags, clock
+from config import clock
+from lti_tool.gradebook import ags
 from lti_tool.gradebook.models import LINE_ITEM_TAG, LineItem, ScoreUpdate
 from lti_tool.gradebook.services import outbox
 from lti_tool.gradebook.services.outbox import (

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
-from lti_tool.gradebook import clock
+from config import clock
 from lti_tool.gradebook.models import ScoreUpdate
 from lti_tool.models import LtiUser, Registration, ResourceLink
 
