@@ -22,10 +22,6 @@ class Clock:
         self.now += timedelta(seconds=seconds)
         return self.now
 
-    def set(self, moment: datetime) -> datetime:
-        self.now = moment
-        return self.now
-
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
