@@ -21,7 +21,7 @@ from django.utils import timezone
 from quizzes import audit
 from quizzes.models import Accommodation, Answer, Attempt, Placement, QuestionState
 from quizzes.services.accommodations import MAX_EXTRA_ATTEMPTS
-from quizzes.services.attempts import _lock_attempt, _settle, _state, _states
+from quizzes.services.attempts import _lock_attempt, _lock_question, _settle, _states
 from quizzes.services.errors import InvalidInput, Refused, _plain_text
 from quizzes.services.rules import (
     _accommodation,
@@ -216,9 +216,7 @@ def do_override_points(
     to the gradebook (even over a grade changed by hand in the LMS: this is the instructor's latest word)."""
     now = now or timezone.now()
     with transaction.atomic():
-        attempt = _lock_attempt(attempt)
-        states = _states(attempt)
-        state = _state(states, slug)
+        attempt, states, state = _lock_question(attempt, slug)
         _settle(attempt, states, now)
         if override.points > state.max_points:
             raise InvalidInput(f"The points must be between 0 and {state.max_points:g} (this question's points).")
@@ -243,9 +241,7 @@ def do_remove_override(
     now = now or timezone.now()
     note = _note(note, limit=MAX_NOTE_CHARS, what="note")
     with transaction.atomic():
-        attempt = _lock_attempt(attempt)
-        states = _states(attempt)
-        state = _state(states, slug)
+        attempt, states, state = _lock_question(attempt, slug)
         if state.override_points is None:
             raise Refused("This question's points are not overridden.")
         _settle(attempt, states, now)
@@ -273,9 +269,7 @@ def do_reopen_question(
     time and/or extra attempts. A finished attempt is reopened with it; its other questions stay as they were."""
     now = now or timezone.now()
     with transaction.atomic():
-        attempt = _lock_attempt(attempt)
-        states = _states(attempt)
-        state = _state(states, slug)
+        attempt, states, state = _lock_question(attempt, slug)
         _settle(attempt, states, now)
         if state.status == Status.CORRECT:
             raise Refused("This question was answered correctly: there is nothing to reopen (override its points).")

@@ -131,6 +131,25 @@ def _state(states: list[QuestionState], slug: str) -> QuestionState:
     return state
 
 
+# A question answered the other way than its kind: what the student is told, by the kind the verb answers.
+_WRONG_KIND = {
+    QuestionState.Kind.CHOICE: "This challenge is answered with code, not with a choice.",
+    QuestionState.Kind.CODE: "This question is answered with a choice, not with code.",
+}
+
+
+def _lock_question(
+    attempt: Attempt, slug: str, kind: str | None = None
+) -> tuple[Attempt, list[QuestionState], QuestionState]:
+    """The attempt, locked; its question states; the one named `slug` (refused unless of `kind`, when given)."""
+    attempt = _lock_attempt(attempt)
+    states = _states(attempt)
+    state = _state(states, slug)
+    if kind is not None and state.kind != kind:
+        raise InvalidInput(_WRONG_KIND[kind])
+    return attempt, states, state
+
+
 def _settle(attempt: Attempt, states: list[QuestionState], now: datetime) -> bool:
     """Apply the clock: expire questions past deadline + grace, close the attempt when it is over.
 
@@ -198,9 +217,7 @@ def show_question(attempt: Attempt, slug: str, *, now: datetime | None = None) -
     """Show a question: on first show its clock starts on the server and its deadline is stored."""
     now = now or timezone.now()
     with transaction.atomic():
-        attempt = _lock_attempt(attempt)
-        states = _states(attempt)
-        state = _state(states, slug)
+        attempt, states, state = _lock_question(attempt, slug)
         _settle(attempt, states, now)
         if attempt.is_finished or state.first_shown_at is not None:
             return state
@@ -221,11 +238,7 @@ def submit_answer(attempt: Attempt, slug: str, choice: str, *, now: datetime | N
     now = now or timezone.now()
     refusal: QuizError | None = None
     with transaction.atomic():
-        attempt = _lock_attempt(attempt)
-        states = _states(attempt)
-        state = _state(states, slug)
-        if state.kind != QuestionState.Kind.CHOICE:
-            raise InvalidInput("This challenge is answered with code, not with a choice.")
+        attempt, states, state = _lock_question(attempt, slug, QuestionState.Kind.CHOICE)
         challenge = _challenge(attempt.placement, slug)
         keys = [option["key"] for option in challenge["options"]]
         if choice not in keys:
@@ -256,7 +269,7 @@ def submit_option(attempt: Attempt, slug: str, option_id: str, *, now: datetime 
     if state is None:
         raise NotFound("That challenge is not part of this activity.")
     if state.kind != QuestionState.Kind.CHOICE:
-        raise InvalidInput("This challenge is answered with code, not with a choice.")
+        raise InvalidInput(_WRONG_KIND[QuestionState.Kind.CHOICE])
     return submit_answer(attempt, slug, option_key(state, option_id), now=now)
 
 
@@ -323,11 +336,7 @@ def submit_code(attempt: Attempt, slug: str, code: str, *, now: datetime | None 
     _grading_call(grading.check_code, code)
     refusal: QuizError | None = None
     with transaction.atomic():
-        attempt = _lock_attempt(attempt)
-        states = _states(attempt)
-        state = _state(states, slug)
-        if state.kind != QuestionState.Kind.CODE:
-            raise InvalidInput("This question is answered with a choice, not with code.")
+        attempt, states, state = _lock_question(attempt, slug, QuestionState.Kind.CODE)
         placement = attempt.placement
         challenge = _challenge(placement, slug)
         was_open = state.is_open
