@@ -8,7 +8,6 @@ with its 4xx status and changes nothing.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from quizzes import actions, queries
 from quizzes.forms import ExtendForm, OverrideForm, RemoveOverrideForm, ReopenAttemptForm, ReopenForm, form_error
 from quizzes.models import Attempt, Placement, QuestionState
 from quizzes.services import QuizError, question_clock, refresh_attempt
-from quizzes.views import SMALL_FORM_LIMIT_BYTES, _too_large, _user, error_page, staff_required
+from quizzes.views import _quiz_error, _user, csv_download, error_page, form_limit, staff_required
 
 AUDIT_PAGE_SIZE = 100
 
@@ -59,6 +58,25 @@ def _run(form: Any, act: Callable[[Any], Any]) -> tuple[bool, int, str]:
 
 
 def _question_page(
+    template: str,
+    forms: Callable[[QuestionState, Any], dict[str, Any]],
+    act: Callable[[Attempt, QuestionState, LtiUser, str, Any], None],
+) -> Callable[..., HttpResponse]:
+    """An override or reopen page: GET shows the question's state and the `forms`, POST calls `act` with the one
+    posted (its name and what its check returned)."""
+
+    @require_http_methods(["GET", "POST"])
+    @launch_required
+    @staff_required
+    @form_limit()
+    def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        return _show_or_act(request, template=template, forms=forms, act=act, **kwargs)
+
+    view.__doc__ = act.__doc__
+    return view
+
+
+def _show_or_act(
     request: HttpRequest,
     *,
     resource_link_pk: int,
@@ -71,15 +89,13 @@ def _question_page(
     forms: Callable[[QuestionState, Any], dict[str, Any]],
     act: Callable[[Attempt, QuestionState, LtiUser, str, Any], None],
 ) -> HttpResponse:
-    """The override and reopen pages: GET shows the question's state and the form, POST acts."""
+    """The question page behind `_question_page`."""
     attempt = _attempt_of(placement, student, attempt_pk)
     state = attempt.states.filter(slug=question).first() if attempt is not None else None
     if state is None:
         return _no_such_attempt(request)
     attempt = refresh_attempt(attempt)  # show the clock's truth: a question past its deadline has expired
     data = request.POST if request.method == "POST" else None
-    if data is not None and _too_large(request, SMALL_FORM_LIMIT_BYTES):
-        return error_page(request, "The submitted form is too large; nothing was stored.", 413)
     page_forms = forms(state, data)
     status, error = 200, ""
     if data is not None:
@@ -114,41 +130,29 @@ def _question_page(
     )
 
 
-@require_http_methods(["GET", "POST"])
-@launch_required
-@staff_required
-def override(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+def _override_forms(state: QuestionState, data: Any) -> dict[str, Any]:
+    initial = {"points": f"{state.points:g}", "comment": state.override_comment}
+    return {
+        "form": OverrideForm(data, max_points=state.max_points, initial=initial),
+        "remove_form": RemoveOverrideForm(data),
+    }
+
+
+def _override(attempt: Attempt, state: QuestionState, actor: LtiUser, name: str, checked: Any) -> None:
     """Set one question's points by hand with a comment for the student, or remove that override."""
-
-    def forms(state: QuestionState, data: Any) -> dict[str, Any]:
-        initial = {"points": f"{state.points:g}", "comment": state.override_comment}
-        return {
-            "form": OverrideForm(data, max_points=state.max_points, initial=initial),
-            "remove_form": RemoveOverrideForm(data),
-        }
-
-    def act(attempt: Attempt, state: QuestionState, actor: LtiUser, name: str, checked: Any) -> None:
-        if name == "remove_form":
-            actions.do_remove_override(attempt, state.slug, actor=actor, note=checked)
-        else:
-            actions.do_override_points(attempt, state.slug, checked, actor=actor)
-
-    return _question_page(request, template="quizzes/override.html", forms=forms, act=act, **kwargs)
+    if name == "remove_form":
+        actions.do_remove_override(attempt, state.slug, actor=actor, note=checked)
+    else:
+        actions.do_override_points(attempt, state.slug, checked, actor=actor)
 
 
-@require_http_methods(["GET", "POST"])
-@launch_required
-@staff_required
-def reopen_question(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+def _reopen(attempt: Attempt, state: QuestionState, actor: LtiUser, name: str, checked: Any) -> None:
     """Reopen one question for one student with fresh time and/or extra attempts."""
+    actions.do_reopen_question(attempt, state.slug, checked, actor=actor)
 
-    def forms(state: QuestionState, data: Any) -> dict[str, Any]:
-        return {"form": ReopenForm(data)}
 
-    def act(attempt: Attempt, state: QuestionState, actor: LtiUser, name: str, checked: Any) -> None:
-        actions.do_reopen_question(attempt, state.slug, checked, actor=actor)
-
-    return _question_page(request, template="quizzes/reopen.html", forms=forms, act=act, **kwargs)
+override = _question_page("quizzes/override.html", _override_forms, _override)
+reopen_question = _question_page("quizzes/reopen.html", lambda state, data: {"form": ReopenForm(data)}, _reopen)
 
 
 def _attempt_action(form_class: type, verb: Callable[..., Any]) -> Callable[..., HttpResponse]:
@@ -157,6 +161,7 @@ def _attempt_action(form_class: type, verb: Callable[..., Any]) -> Callable[...,
     @require_POST
     @launch_required
     @staff_required
+    @form_limit()
     def view(
         request: HttpRequest,
         resource_link_pk: int,
@@ -168,8 +173,6 @@ def _attempt_action(form_class: type, verb: Callable[..., Any]) -> Callable[...,
         attempt = _attempt_of(placement, student, attempt_pk)
         if attempt is None:
             return _no_such_attempt(request)
-        if _too_large(request, SMALL_FORM_LIMIT_BYTES):
-            return error_page(request, "The submitted form is too large; nothing was stored.", 413)
         form = form_class(request.POST)
         actor = _user(launch)
         done, status, error = _run(form, lambda checked: verb(attempt, checked, actor=actor))
@@ -189,16 +192,15 @@ extend_attempt = _attempt_action(ExtendForm, actions.do_extend_attempt)
 @require_POST
 @launch_required
 @staff_required
+@form_limit()
 def reopen_expired(
     request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement, student: LtiUser
 ) -> HttpResponse:
     """Reopen what ran out of time before the student's accommodation was granted (offered on the student's page)."""
-    if _too_large(request, SMALL_FORM_LIMIT_BYTES):
-        return error_page(request, "The submitted form is too large; nothing was stored.", 413)
     try:
         actions.do_reopen_expired(placement, student, actor=_user(launch))
     except QuizError as exc:
-        return error_page(request, exc.message, exc.status)
+        return _quiz_error(request, exc)
     return redirect(_student_url(resource_link_pk, student))
 
 
@@ -226,8 +228,5 @@ def audit_log(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, p
 @staff_required
 def audit_csv(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement) -> HttpResponse:
     """The audit trail as CSV: who, when, what, before and after (JSON), the note."""
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    csv.writer(response).writerows(queries.audit_csv_rows(placement))
     stamp = timezone.now().strftime("%Y%m%d")
-    response["Content-Disposition"] = f'attachment; filename="audit-{resource_link_pk}-{stamp}.csv"'
-    return response
+    return csv_download(queries.audit_csv_rows(placement), f"audit-{resource_link_pk}-{stamp}.csv")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 # Bodies larger than this are refused before parsing: an answer form is a few hundred bytes.
 SMALL_FORM_LIMIT_BYTES = 16 * 1024
+
+View = Callable[..., HttpResponse]
 
 
 # --- Helpers ----------------------------------------------------------------------------------------------------
@@ -71,6 +73,22 @@ def _too_large(request: HttpRequest, limit: int) -> bool:
         return int(request.META.get("CONTENT_LENGTH") or 0) > limit
     except ValueError:
         return True
+
+
+def form_limit(limit: int = SMALL_FORM_LIMIT_BYTES) -> Callable[[View], View]:
+    """A POST body over `limit` bytes is refused with 413 before anything reads it, so nothing is parsed or stored.
+    Goes under `launch_required` / `staff_required`: a stranger learns nothing from the size answer."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method == "POST" and _too_large(request, limit):
+                return error_page(request, "The submitted form is too large; nothing was stored.", 413)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def _resource_link(resource_link_pk: int) -> ResourceLink:
@@ -133,6 +151,13 @@ def _shuffle_field(placement: Placement) -> str:
     return "on" if shuffled else "off"
 
 
+def csv_download(rows: Iterable[Iterable[Any]], filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    csv.writer(response).writerows(rows)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 def _question_url(resource_link_pk: int, slug: str) -> str:
     return reverse("quizzes:question", kwargs={"resource_link_pk": resource_link_pk, "slug": slug})
 
@@ -154,6 +179,7 @@ def launch(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> H
 
 
 @require_http_methods(["GET", "POST"])
+@form_limit()
 def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
     """The instructor's placement form after a deep-linking launch; POST returns the link to the LMS."""
     from lti_tool.services import DeepLinkItem, deep_linking_response
@@ -175,8 +201,6 @@ def deep_link(request: HttpRequest, launch_id: str) -> HttpResponse:
         "shuffle_options": "",
     }
     error = ""
-    if request.method == "POST" and _too_large(request, SMALL_FORM_LIMIT_BYTES):
-        return error_page(request, "The form is too large.", 413)
     form = PlacementForm(request.POST if request.method == "POST" else None, initial=initial)
     if form.is_bound:
         try:
@@ -366,16 +390,10 @@ def _render_question(
     )
 
 
-def _post_guard(request: HttpRequest, placement: Placement, launch: LaunchInfo, slug: str, limit: int) -> Attempt:
-    if _too_large(request, limit):
-        raise _TooLarge()
+def _post_guard(request: HttpRequest, placement: Placement, launch: LaunchInfo, slug: str) -> Attempt:
     if slug not in placement.challenge_slugs:
         raise services.NotFound("That challenge is not part of this activity.")
     return _posted_attempt(request, placement, launch)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _answer_view(handler: Any, limit: int = SMALL_FORM_LIMIT_BYTES, anchor: str = "") -> Any:
@@ -384,13 +402,12 @@ def _answer_view(handler: Any, limit: int = SMALL_FORM_LIMIT_BYTES, anchor: str 
 
     @require_POST
     @launch_required
+    @form_limit(limit)
     def view(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, slug: str) -> HttpResponse:
         placement = _placement(resource_link_pk, launch)
         try:
-            attempt = _post_guard(request, placement, launch, slug, limit)
+            attempt = _post_guard(request, placement, launch, slug)
             response = handler(request, attempt, slug)
-        except _TooLarge:
-            return error_page(request, "The submitted form is too large; nothing was stored.", 413)
         except QuizError as exc:
             return _quiz_error(request, exc)
         return response or redirect(_question_url(resource_link_pk, slug) + anchor)
@@ -457,14 +474,13 @@ def clock(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, slug:
 
 @require_http_methods(["GET", "POST"])
 @launch_required
+@form_limit()
 def finish(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo) -> HttpResponse:
     """GET: the confirmation step, naming what is still unanswered (rendered here, so it needs no JavaScript).
     POST (the confirmation's form): finish the attempt."""
     placement = _placement(resource_link_pk, launch)
     if request.method == "GET":
         return _finish_confirmation(request, placement, launch, resource_link_pk)
-    if _too_large(request, SMALL_FORM_LIMIT_BYTES):
-        return error_page(request, "The submitted form is too large; nothing was stored.", 413)
     try:
         attempt = _posted_attempt(request, placement, launch)
         services.finish_attempt(attempt)
@@ -560,12 +576,11 @@ def dashboard(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, p
 @require_POST
 @launch_required
 @staff_required
+@form_limit()
 def placement_settings(
     request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement
 ) -> HttpResponse:
     """Change mode, challenges or points while nobody has started."""
-    if _too_large(request, SMALL_FORM_LIMIT_BYTES):
-        return error_page(request, "The submitted form is too large; nothing was stored.", 413)
     form = PlacementForm(request.POST)
     if not form.is_valid():
         return error_page(request, form_error(form), 400)
@@ -620,12 +635,11 @@ def student(
 @require_POST
 @launch_required
 @staff_required
+@form_limit()
 def accommodation(
     request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement, student: LtiUser
 ) -> HttpResponse:
     """Grant extra time (multiplier) and/or extra attempts to one student."""
-    if _too_large(request, SMALL_FORM_LIMIT_BYTES):
-        return error_page(request, "The submitted form is too large; nothing was stored.", 413)
     form = AccommodationForm(request.POST)
     if not form.is_valid():
         return error_page(request, form_error(form), 400)
@@ -645,7 +659,4 @@ def accommodation(
 @staff_required
 def export_csv(request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, placement: Placement) -> HttpResponse:
     """Results as CSV: one row per student attempt and challenge."""
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    csv.writer(response).writerows(queries.csv_rows(placement))
-    response["Content-Disposition"] = f'attachment; filename="results-{resource_link_pk}.csv"'
-    return response
+    return csv_download(queries.csv_rows(placement), f"results-{resource_link_pk}.csv")
