@@ -223,6 +223,15 @@ def test_an_oversized_form_is_refused_with_a_413():
     placement, rl, student, teacher, staff, learner, attempt = _setup()
     response = staff.post(_question_url("override", rl, student, attempt), {"points": "1", "comment": "x" * 20_000})
     assert response.status_code == 413 and not AuditEntry.objects.exists()
+    # Every instructor form has the same guard, before anything is parsed or stored.
+    one = {"lti_user_pk": student.pk, "attempt_pk": attempt.pk}
+    for url in (_url("settings", rl), _url("accommodation", rl, lti_user_pk=student.pk),
+                _url("reopen_expired", rl, lti_user_pk=student.pk), _url("reopen_attempt", rl, **one),
+                _url("extend_attempt", rl, **one), _question_url("reopen_question", rl, student, attempt)):
+        response = staff.post(url, {"mode": "practice", "challenges": [FIRST], "note": "x" * 20_000})
+        assert response.status_code == 413 and b"too large" in response.content, url
+    placement.refresh_from_db()
+    assert placement.mode_slug == "timed" and not AuditEntry.objects.exists()
 
 
 # --- Audit trail ------------------------------------------------------------------------------------------------

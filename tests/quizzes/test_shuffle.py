@@ -16,7 +16,7 @@ from django.urls import reverse
 from lti_tool.models import LtiUser
 from quizzes import content, services
 from quizzes.content import ContentError, read_set_file
-from quizzes.models import Answer, Attempt, AuditEntry, Placement, QuestionState
+from quizzes.models import Answer, Attempt, AuditEntry, Placement, PlacementDraft, QuestionState
 from tests.lti_support import choice_options, parse_forms
 from tests.quizzes.factories import (
     PlacementFactory,
@@ -321,4 +321,6 @@ def test_a_refused_deep_linking_form_comes_back_with_what_the_instructor_chose(d
     assert again.fields["title"] == "Week 3" and again.fields["mode"] == "practice"
     assert again.fields["challenges"] == FIRST and again.fields["points"] == "lots"  # the one box ticked
     assert '<option value="off" selected>' in refused.text
-    assert not Placement.objects.exists()
+    oversized = teacher.session.post(form.action, data={**data, "title": "x" * 20_000}, timeout=30)
+    assert oversized.status_code == 413 and "too large" in oversized.text
+    assert not PlacementDraft.objects.exists()
