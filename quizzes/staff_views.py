@@ -8,6 +8,7 @@ with its 4xx status and changes nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -29,12 +30,24 @@ from quizzes.views import _quiz_error, _user, csv_download, error_page, form_lim
 AUDIT_PAGE_SIZE = 100
 
 
-def _attempt_of(placement: Placement, student: LtiUser, attempt_pk: int) -> Attempt | None:
-    return (
-        Attempt.objects.select_related("placement__challenge_set", "placement__resource_link", "lti_user")
-        .filter(pk=attempt_pk, placement=placement, lti_user=student)
-        .first()
-    )
+def _students_attempt(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Under `staff_required`: the view gets the `attempt` that `attempt_pk` names if it is this student's in this
+    placement, else 404 (the same answer as an id that does not exist)."""
+
+    @functools.wraps(view)
+    def wrapper(
+        request: HttpRequest, *, placement: Placement, student: LtiUser, attempt_pk: int, **kwargs: Any
+    ) -> HttpResponse:
+        attempt = (
+            Attempt.objects.select_related("placement__challenge_set", "placement__resource_link", "lti_user")
+            .filter(pk=attempt_pk, placement=placement, lti_user=student)
+            .first()
+        )
+        if attempt is None:
+            return _no_such_attempt(request)
+        return view(request, placement=placement, student=student, attempt=attempt, **kwargs)
+
+    return wrapper
 
 
 def _student_url(resource_link_pk: int, student: LtiUser, attempt: Attempt | None = None) -> str:
@@ -68,6 +81,7 @@ def _question_page(
     @require_http_methods(["GET", "POST"])
     @launch_required
     @staff_required
+    @_students_attempt
     @form_limit()
     def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         return _show_or_act(request, template=template, forms=forms, act=act, **kwargs)
@@ -83,15 +97,14 @@ def _show_or_act(
     launch: LaunchInfo,
     placement: Placement,
     student: LtiUser,
-    attempt_pk: int,
+    attempt: Attempt,
     question: str,
     template: str,
     forms: Callable[[QuestionState, Any], dict[str, Any]],
     act: Callable[[Attempt, QuestionState, LtiUser, str, Any], None],
 ) -> HttpResponse:
     """The question page behind `_question_page`."""
-    attempt = _attempt_of(placement, student, attempt_pk)
-    state = attempt.states.filter(slug=question).first() if attempt is not None else None
+    state = attempt.states.filter(slug=question).first()
     if state is None:
         return _no_such_attempt(request)
     attempt = refresh_attempt(attempt)  # show the clock's truth: a question past its deadline has expired
@@ -161,18 +174,11 @@ def _attempt_action(form_class: type, verb: Callable[..., Any]) -> Callable[...,
     @require_POST
     @launch_required
     @staff_required
+    @_students_attempt
     @form_limit()
     def view(
-        request: HttpRequest,
-        resource_link_pk: int,
-        launch: LaunchInfo,
-        placement: Placement,
-        student: LtiUser,
-        attempt_pk: int,
+        request: HttpRequest, resource_link_pk: int, launch: LaunchInfo, student: LtiUser, attempt: Attempt, **_: Any
     ) -> HttpResponse:
-        attempt = _attempt_of(placement, student, attempt_pk)
-        if attempt is None:
-            return _no_such_attempt(request)
         form = form_class(request.POST)
         actor = _user(launch)
         done, status, error = _run(form, lambda checked: verb(attempt, checked, actor=actor))
