@@ -93,6 +93,19 @@ def parse_forms(page: str, base_url: str = "") -> list[HtmlForm]:
     return parser.forms
 
 
+def form_posting_to(page: Any, action_part: str) -> HtmlForm:
+    """The first form of a requests response's page whose action contains `action_part`."""
+    forms = [f for f in parse_forms(page.text, page.url) if action_part in f.action]
+    assert forms, f"no form posting to {action_part!r} in {page.url}:\n{page.text[:1500]}"
+    return forms[0]
+
+
+def post_form(session: Any, page: Any, action_part: str, **fields: str) -> Any:
+    """Submit that form as a browser would (its own fields, CSRF token included), with `fields` filled in."""
+    form = form_posting_to(page, action_part)
+    return session.post(form.action, data={**form.fields, **fields}, timeout=30)
+
+
 _OPTION = re.compile(
     r'<input type="radio" name="choice" id="choice-([A-H])" value="([^"]+)" required>\s*'
     r'<label for="choice-\1"><span class="key">\1</span> (.*?)</label>',

@@ -14,17 +14,11 @@ from lti_tool.gradebook.models import ScoreUpdate
 from lti_tool.models import Membership, ResourceLink
 from quizzes import content
 from quizzes.models import Attempt, Placement
-from tests.lti_support import choice_options, parse_forms
+from tests.lti_support import choice_options, parse_forms, post_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROLES = "https://purl.imsglobal.org/spec/lti/claim/roles"
-
-
-def _post(session, page, action_part: str, **fields):
-    forms = [f for f in parse_forms(page.text, page.url) if action_part in f.action]
-    assert forms, f"no form posting to {action_part!r} in {page.url}:\n{page.text[:1500]}"
-    return session.post(forms[0].action, data={**forms[0].fields, **fields}, timeout=30)
 
 
 def test_a_student_who_teaches_another_course_gets_the_player_not_the_dashboard(dev_lms):
@@ -79,9 +73,9 @@ def test_a_course_navigation_launch_runs_as_practice_and_says_so(dev_lms):
     assert not placement.is_graded and placement.mode_slug == "practice"
 
     # Playing sends nothing anywhere: no score is queued for a column Canvas would never create.
-    question = _post(student.session, page, "/start/")  # untimed: the question shows at once
+    question = post_form(student.session, page, "/start/")  # untimed: the question shows at once
     first_option = next(iter(choice_options(question.text).values()))[1]
-    assert _post(student.session, question, "/answer/", choice=first_option).status_code == 200
+    assert post_form(student.session, question, "/answer/", choice=first_option).status_code == 200
     assert Attempt.objects.count() == 1 and not ScoreUpdate.objects.exists()
 
     # The instructor is told why, and cannot switch it to a graded mode.
@@ -103,7 +97,7 @@ def test_a_course_navigation_launch_runs_as_practice_and_says_so(dev_lms):
 def test_an_instructor_cannot_make_an_ungradable_link_graded(dev_lms):
     dev_lms.register_tool(style="canvas")
     teacher = dev_lms.launch(user="instructor1", resource_link=lms.COURSE_NAV_LINK)
-    answer = _post(teacher.session, teacher.response, "/settings/", mode="timed")
+    answer = post_form(teacher.session, teacher.response, "/settings/", mode="timed")
     assert answer.status_code == 400 and "add the tool as an" in answer.text
     assert Placement.objects.get().mode_slug == "practice"
 

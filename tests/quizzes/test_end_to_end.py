@@ -11,22 +11,11 @@ from django.utils import timezone
 from lti_tool.gradebook import services as gradebook
 from quizzes import content
 from quizzes.models import Attempt, Placement, QuestionState
-from tests.lti_support import choice_options, parse_forms
+from tests.lti_support import choice_options, form_posting_to, post_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FIRST_TEXT = "To allow gradients to flow directly and avoid vanishing gradient problems in very deep networks."
-
-
-def _form(page, action_part: str):
-    forms = [f for f in parse_forms(page.text, page.url) if action_part in f.action]
-    assert forms, f"no form posting to {action_part!r} in {page.url}:\n{page.text[:1500]}"
-    return forms[0]
-
-
-def _post(session, page, action_part: str, **fields):
-    form = _form(page, action_part)
-    return session.post(form.action, data={**form.fields, **fields}, timeout=30)
 
 
 def test_a_learner_plays_and_the_instructor_sees_it(dev_lms):
@@ -38,34 +27,34 @@ def test_a_learner_plays_and_the_instructor_sees_it(dev_lms):
         assert challenge["title"].replace("'", "&#x27;") in page.text
     session = learner.session
 
-    question = _post(session, page, "/start/")
+    question = post_form(session, page, "/start/")
     assert "Start question" in question.text and FIRST_TEXT not in question.text
-    question = _post(session, question, "/open/")
+    question = post_form(session, question, "/open/")
     assert question.status_code == 200 and "Attempts: <strong>2</strong> left" in question.text
     # The option whose label reads "To allow gradients to flow directly..." is the correct one.
     letter, value = choice_options(question.text)[FIRST_TEXT]
-    answered = _post(session, question, "/answer/", choice=value)
+    answered = post_form(session, question, "/answer/", choice=value)
     assert answered.status_code == 200
     assert f"Correct answer: <strong>{letter}</strong>" in answered.text
     assert '<span class="ok">correct</span>' in answered.text
 
     # Two wrong answers exhaust the second question.
     second = session.get(answered.url.replace("why-skip-connections", "skip-block-output-shape"), timeout=30)
-    second = _post(session, second, "/open/")
+    second = post_form(session, second, "/open/")
     options = choice_options(second.text)
-    second = _post(session, second, "/answer/", choice=options["(32, 32, 32, 64)"][1])
+    second = post_form(session, second, "/answer/", choice=options["(32, 32, 32, 64)"][1])
     assert "Attempts: <strong>1</strong> left" in second.text
-    second = _post(session, second, "/answer/", choice=options["(32, 62, 62, 64)"][1])
+    second = post_form(session, second, "/answer/", choice=options["(32, 62, 62, 64)"][1])
     assert "No attempts left" in second.text
     assert f"Correct answer: <strong>{options['(32, 64, 64, 64)'][0]}</strong>" in second.text
 
     # An answer after the deadline is refused.
     third = session.get(answered.url.replace("why-skip-connections", "channel-mismatch-block"), timeout=30)
-    third = _post(session, third, "/open/")
+    third = post_form(session, third, "/open/")
     QuestionState.objects.filter(slug="channel-mismatch-block").update(
         deadline=timezone.now() - timedelta(seconds=30)
     )
-    late = _post(session, third, "/answer/", choice=next(iter(choice_options(third.text).values()))[1])
+    late = post_form(session, third, "/answer/", choice=next(iter(choice_options(third.text).values()))[1])
     assert late.status_code == 409 and "Time is up for this question" in late.text
 
     # Mid-attempt the LMS hears of progress only: no grade, no submission (delivered here instead of by a worker).
@@ -74,7 +63,7 @@ def test_a_learner_plays_and_the_instructor_sees_it(dev_lms):
     assert result is not None and result["grading_progress"] == "Pending" and result["score_given"] is None
     assert result["attempt"] == 0
     # Finishing sends the grade, as one submission dated when the student finished.
-    finished = _post(session, session.get(page.url + "finish/", timeout=30), "/finish/")  # the confirmation step
+    finished = post_form(session, session.get(page.url + "finish/", timeout=30), "/finish/")  # the confirmation step
     assert finished.status_code == 200
     gradebook.deliver_due_now(include_not_due=True)
     result = dev_lms.result(user="student1")
@@ -100,7 +89,7 @@ def test_deep_linking_configures_an_exam_that_students_then_launch(dev_lms):
     teacher = dev_lms.launch(user="instructor1", resource_link=None, message_type="LtiDeepLinkingRequest")
     form_page = teacher.response
     assert form_page.status_code == 200 and "Add ResNet Challenges to your course" in form_page.text
-    form = _form(form_page, "/deep-link/")
+    form = form_posting_to(form_page, "/deep-link/")
     assert form.fields["mode"] == "timed"  # the default: the whole set, timed
     data = {**form.fields, "mode": "exam", "exam_minutes": "10", "points": "50", "title": "ResNet exam"}
     data["challenges"] = ["why-skip-connections", "debug-skip-connection"]

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from lti_tool.gradebook import services as gradebook
 from quizzes.models import QuestionState
-from tests.lti_support import choice_options, parse_forms
+from tests.lti_support import choice_options, post_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,17 +20,6 @@ FIRST = "why-skip-connections"
 FIRST_TEXT = "To allow gradients to flow directly and avoid vanishing gradient problems in very deep networks."
 SECOND = "skip-block-output-shape"
 COMMENT = "Accepted: your reasoning about the shape was right, the option was mislabelled."
-
-
-def _form(page, action_part: str):
-    forms = [f for f in parse_forms(page.text, page.url) if action_part in f.action]
-    assert forms, f"no form posting to {action_part!r} in {page.url}:\n{page.text[:1500]}"
-    return forms[0]
-
-
-def _post(session, page, action_part: str, **fields):
-    form = _form(page, action_part)
-    return session.post(form.action, data={**form.fields, **fields}, timeout=30)
 
 
 def _link(page, part: str) -> str:
@@ -52,11 +41,11 @@ def test_a_timed_out_question_is_reopened_and_an_override_reaches_the_gradebook_
     session, player = learner.session, learner.response
 
     # The student opens the first question and their connection drops until its time is up.
-    question = _post(session, _post(session, player, "/start/"), "/open/")
+    question = post_form(session, post_form(session, player, "/start/"), "/open/")
     QuestionState.objects.filter(slug=FIRST).update(deadline=timezone.now() - timedelta(seconds=30))
-    late = _post(session, question, "/answer/", choice=choice_options(question.text)[FIRST_TEXT][1])
+    late = post_form(session, question, "/answer/", choice=choice_options(question.text)[FIRST_TEXT][1])
     assert late.status_code == 409 and "Time is up" in late.text
-    _post(session, session.get(player.url + "finish/", timeout=30), "/finish/")  # the confirmation step
+    post_form(session, session.get(player.url + "finish/", timeout=30), "/finish/")  # the confirmation step
     result = _gradebook(dev_lms)
     assert result["grading_progress"] == "FullyGraded" and result["score_given"] == 0
 
@@ -66,13 +55,13 @@ def test_a_timed_out_question_is_reopened_and_an_override_reaches_the_gradebook_
     assert student_page.status_code == 200 and "Reopen the attempt" in student_page.text
     reopen_page = teacher.session.get(_link(student_page, f"/q/{FIRST}/reopen/"), timeout=30)
     assert reopen_page.status_code == 200
-    reopened = _post(teacher.session, reopen_page, "/reopen/", minutes="", note="Connection dropped")
+    reopened = post_form(teacher.session, reopen_page, "/reopen/", minutes="", note="Connection dropped")
     assert reopened.status_code == 200 and reopened.url.split("#")[0].endswith(student_page.url.split("/p/")[1])
 
     # The student answers the reopened question: it was the only one open, so the attempt is handed in again.
     question = session.get(question.url, timeout=30)
     assert "remaining" in question.text
-    answered = _post(session, question, "/answer/", choice=choice_options(question.text)[FIRST_TEXT][1])
+    answered = post_form(session, question, "/answer/", choice=choice_options(question.text)[FIRST_TEXT][1])
     assert answered.status_code == 200 and '<span class="ok">correct</span>' in answered.text
     result = _gradebook(dev_lms)
     assert result["grading_progress"] == "FullyGraded"
@@ -82,7 +71,7 @@ def test_a_timed_out_question_is_reopened_and_an_override_reaches_the_gradebook_
 
     # The instructor overrides the second question with a comment; the LMS gets the new total and the comment.
     override_page = teacher.session.get(_link(student_page, f"/q/{SECOND}/override/"), timeout=30)
-    saved = _post(teacher.session, override_page, "/override/", points="1", comment=COMMENT)
+    saved = post_form(teacher.session, override_page, "/override/", points="1", comment=COMMENT)
     assert saved.status_code == 200
     result = _gradebook(dev_lms)
     assert result["score_given"] == pytest.approx(100 * 2 / 13, rel=1e-3)

@@ -17,7 +17,7 @@ from lti_tool.models import LtiUser
 from quizzes import content, services
 from quizzes.content import ContentError, read_set_file
 from quizzes.models import Answer, Attempt, AuditEntry, Placement, PlacementDraft, QuestionState
-from tests.lti_support import choice_options, parse_forms
+from tests.lti_support import choice_options, parse_forms, post_form
 from tests.quizzes.factories import (
     PlacementFactory,
     establish_launch,
@@ -37,11 +37,6 @@ CLOCK_FIELDS = {"remaining_s", "status", "attempts_left", "can_answer", "attempt
 def _texts(slug: str) -> dict[str, str]:
     """{content key: option text} of a question of the current set."""
     return {o["key"]: o["text"] for o in content.current_set().challenge(slug)["options"]}
-
-
-def _post(session, page, action_part: str, **fields):
-    form = next(f for f in parse_forms(page.text, page.url) if action_part in f.action)
-    return session.post(form.action, data={**form.fields, **fields}, timeout=30)
 
 
 def _assert_nothing_gives_the_answer_away(page_text: str, clock: str, slug: str) -> None:
@@ -67,11 +62,11 @@ def test_six_students_see_their_own_orders_answer_correctly_and_the_instructor_s
     for index, user in enumerate(STUDENTS):
         learner = dev_lms.launch(user=user)
         session = learner.session
-        question = _post(session, learner.response, "/start/")
+        question = post_form(session, learner.response, "/start/")
         seen[user] = {}
         for slug in MC:
             question = session.get(urljoin(question.url, f"../{slug}/"), timeout=30)
-            question = _post(session, question, "/open/")
+            question = post_form(session, question, "/open/")
             options = choice_options(question.text)
             texts = _texts(slug)
             key_of = {text: key for key, text in texts.items()}
@@ -88,10 +83,10 @@ def test_six_students_see_their_own_orders_answer_correctly_and_the_instructor_s
 
             answer = content.current_set().challenge(slug)["answer"]
             if slug == FIRST and index < 3:  # half the class first picks option B
-                wrong = _post(session, question, "/answer/", choice=options[texts["B"]][1])
+                wrong = post_form(session, question, "/answer/", choice=options[texts["B"]][1])
                 assert "not correct" in wrong.text and "Correct answer" not in wrong.text
                 question = wrong
-            answered = _post(session, question, "/answer/", choice=options[texts[answer]][1])
+            answered = post_form(session, question, "/answer/", choice=options[texts[answer]][1])
             assert answered.status_code == 200 and '<span class="ok">correct</span>' in answered.text
             assert f"Correct answer: <strong>{seen[user][slug][answer]}</strong>" in answered.text
             if slug == "skip-block-output-shape":  # the explanation cites option A by key: each reads their letter
