@@ -19,10 +19,12 @@ $(BIN)/.installed: requirements.txt requirements-worker.txt requirements-dev.txt
 
 venv: $(BIN)/.installed
 
-# Debian packages the tests need: bubblewrap (the grading sandbox) and Chromium (browser tests).
+# Debian packages the tests need: bubblewrap (the grading sandbox), Chromium (browser tests) and, where the machine
+# has no npm, Debian's nodejs and npm (the code editor bundle; frontend/ asks for Node 20, which this machine has).
 system-deps:
 	@missing=""; command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	test -x $(CHROMIUM_PATH) || missing="$$missing chromium"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
