@@ -170,8 +170,10 @@ def shown_letter(tool: FrameLocator | Page, option_text: str) -> str:
 
 
 def code_editor(tool: FrameLocator | Page) -> Any:
-    """The code answer's editor (CodeMirror's content element, a textbox named by the form's label)."""
-    return tool.get_by_role("textbox", name="Your code (Python, PyTorch)")
+    """The code answer's editor (CodeMirror's content element, a textbox named by the form's label). Looked for inside
+    the editor: until its deferred script has run, the plain textarea has the same role and name, and a paste sent to
+    it would be lost when the editor takes the textarea's text (a race seen on a loaded machine)."""
+    return tool.locator(".cm-editor").get_by_role("textbox", name="Your code (Python, PyTorch)")
 
 
 def paste_code(tool: FrameLocator | Page, text: str) -> None:
