@@ -8,6 +8,7 @@ import re
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -208,21 +209,26 @@ challenges:
 """
 
 
-def test_a_timer_running_out_locks_the_question_and_a_late_answer_is_refused(
-    page: Page, dev_lms, tmp_path: Path
-) -> None:
-    """A content author may give a question a 10-second timer (the schema's minimum): the countdown reaches zero,
-    the form locks, the server marks the question "Time ran out", and an answer from a stale tab is refused."""
+def open_timer_drill(page: Page, dev_lms: Any, tmp_path: Path) -> FrameLocator:
+    """Store TIMER_SET, place it in course1 and open its 10-second question as student3 in the LMS iframe."""
     set_file = tmp_path / "timer-drill" / "set.yaml"
     set_file.parent.mkdir()
     set_file.write_text(TIMER_SET, encoding="utf-8")
     timer_set, _ = content.store_set(content.read_set_file(set_file))
     dev_lms.register_tool(style="canvas")
     place_activity(dev_lms, "Timer drill", challenge_slugs=["quick-one", "second-one"], challenge_set=timer_set)
-
     tool = launch_in_frame(page, "student3", link_title="Timer drill")
     start_set(tool)
     begin_question(tool, "A quick question")
+    return tool
+
+
+def test_a_timer_running_out_locks_the_question_and_a_late_answer_is_refused(
+    page: Page, dev_lms, tmp_path: Path
+) -> None:
+    """A content author may give a question a 10-second timer (the schema's minimum): the countdown reaches zero,
+    the form locks, the server marks the question "Time ran out", and an answer from a stale tab is refused."""
+    tool = open_timer_drill(page, dev_lms, tmp_path)
     frame = tool_frame(page)
     question_url = frame.url
     timer = tool.locator("[data-countdown]")

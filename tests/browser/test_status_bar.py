@@ -10,18 +10,16 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import FrameLocator, Page, expect
 
-from quizzes import content
 from tests.browser.support import (
     activity_item,
     assert_accessible,
     begin_question,
     devlms_home,
     launch_in_frame,
-    place_activity,
     start_set,
     tool_frame,
 )
-from tests.browser.test_player import TIMER_SET
+from tests.browser.test_player import open_timer_drill
 
 pytestmark = pytest.mark.browser
 CODE_TITLE = "Fix the block: a projection shortcut"
@@ -83,15 +81,7 @@ def test_the_status_bar_stays_in_view_on_a_phone(phone_page: Page, dev_lms) -> N
 def test_at_zero_time_is_up_shows_and_the_question_locks_without_a_reload(
     page: Page, dev_lms, tmp_path: Path
 ) -> None:
-    set_file = tmp_path / "timer-drill" / "set.yaml"
-    set_file.parent.mkdir()
-    set_file.write_text(TIMER_SET, encoding="utf-8")
-    timer_set, _ = content.store_set(content.read_set_file(set_file))
-    dev_lms.register_tool(style="canvas")
-    place_activity(dev_lms, "Timer drill", challenge_slugs=["quick-one", "second-one"], challenge_set=timer_set)
-    tool = launch_in_frame(page, "student3", link_title="Timer drill")
-    start_set(tool)
-    begin_question(tool, "A quick question")
+    tool = open_timer_drill(page, dev_lms, tmp_path)
     frame = tool_frame(page)
     bar = tool.get_by_role("region", name="Question status")
     expect(bar.get_by_text("Open", exact=True)).to_be_visible()
